@@ -1,1 +1,136 @@
-fn main() {}
+//! The `canopy` command: `canopy serve` runs a server.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use canopy::config::{Config, Overrides};
+use canopy::server::Server;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "canopy", version, about = "A ZooKeeper-compatible tree store and service registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server (defaults: port 2181 on all interfaces, data in ./canopy-data).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML file with settings; flags given here win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Client port (0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// Data folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// ZooKeeper's tickTime in milliseconds.
+    #[arg(long)]
+    tick_time: Option<u64>,
+    /// Smallest session timeout granted, in milliseconds (default 2 ticks).
+    #[arg(long)]
+    min_session_timeout: Option<i32>,
+    /// Largest session timeout granted, in milliseconds (default 20 ticks).
+    #[arg(long)]
+    max_session_timeout: Option<i32>,
+    /// Largest request frame accepted, in bytes (ZooKeeper's jute.maxbuffer).
+    #[arg(long)]
+    max_frame_bytes: Option<usize>,
+    /// Milliseconds between checks for empty containers and expired TTL nodes.
+    #[arg(long)]
+    container_check_interval: Option<u64>,
+    /// Refuse TTL nodes (ZooKeeper's extendedTypesEnabled=false).
+    #[arg(long)]
+    disable_ttl: bool,
+    /// `super:<base64 sha1>`: the digest identity that may do anything.
+    #[arg(long)]
+    super_digest: Option<String>,
+    /// Four-letter words to answer, comma-separated, or `*` for all.
+    #[arg(long, value_delimiter = ',')]
+    four_letter_words: Option<Vec<String>>,
+    /// Print the effective settings and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            bind: self.bind,
+            port: self.port,
+            data_dir: self.data_dir.clone(),
+            tick_time_ms: self.tick_time,
+            min_session_timeout_ms: self.min_session_timeout,
+            max_session_timeout_ms: self.max_session_timeout,
+            max_frame_bytes: self.max_frame_bytes,
+            ttl_enabled: self.disable_ttl.then_some(false),
+            container_check_interval_ms: self.container_check_interval,
+            super_digest: self.super_digest.clone(),
+            four_letter_words: self.four_letter_words.clone(),
+            server_id: None,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let file = match &args.config {
+        Some(path) => match Overrides::from_file(path) {
+            Ok(file) => file,
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Overrides::default(),
+    };
+    let config = Config::resolve(&[&file, &args.overrides()]);
+    if args.print_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(err) => {
+                eprintln!("error: cannot start the server: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        server.stop();
+        ExitCode::SUCCESS
+    })
+}

@@ -220,6 +220,8 @@ pub enum Response {
     GetEphemerals(GetEphemeralsResponse),
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     WhoAmI(WhoAmIResponse),
+    /// addWatch: ZooKeeper sends an ErrorResponse of 0 as the body.
+    AddWatch(ErrorResponse),
 }
 
 impl Response {
@@ -241,6 +243,7 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(body(input)?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(body(input)?),
             OpCode::WhoAmI => Response::WhoAmI(body(input)?),
+            OpCode::AddWatch => Response::AddWatch(body(input)?),
             _ => {
                 empty(input)?;
                 Response::Empty
@@ -264,6 +267,7 @@ impl Response {
             Response::GetEphemerals(r) => r.encode(out),
             Response::GetAllChildrenNumber(r) => r.encode(out),
             Response::WhoAmI(r) => r.encode(out),
+            Response::AddWatch(r) => r.encode(out),
         }
     }
 }

@@ -1,0 +1,168 @@
+//! Server settings: embedded defaults (no file needed), overridden by a TOML
+//! file, overridden by command-line flags.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The effective settings of a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address the client port listens on (all interfaces by default).
+    pub bind: IpAddr,
+    /// The client port (ZooKeeper's clientPort); 0 picks a free one.
+    pub port: u16,
+    /// Where the server keeps its data.
+    pub data_dir: PathBuf,
+    /// ZooKeeper's tickTime: the unit of session timeouts and expiry checks.
+    pub tick_time_ms: u64,
+    /// Negotiated session timeouts are clamped into [min, max].
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Largest accepted request frame (ZooKeeper's jute.maxbuffer).
+    pub max_frame_bytes: usize,
+    /// Whether TTL nodes may be created (ZooKeeper's extendedTypesEnabled).
+    pub ttl_enabled: bool,
+    /// How often empty containers and expired TTL nodes are looked for.
+    pub container_check_interval_ms: u64,
+    /// `super:<base64 sha1>`: whoever authenticates as this digest is super.
+    pub super_digest: Option<String>,
+    /// Four-letter words answered on the client port; `*` means all.
+    pub four_letter_words: Vec<String>,
+    /// This server's id, the high byte of the session ids it issues.
+    pub server_id: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let tick_time_ms = 2000;
+        Config {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 2181,
+            data_dir: PathBuf::from("./canopy-data"),
+            tick_time_ms,
+            min_session_timeout_ms: 2 * tick_time_ms as i32,
+            max_session_timeout_ms: 20 * tick_time_ms as i32,
+            max_frame_bytes: canopy_protocol::DEFAULT_MAX_FRAME,
+            ttl_enabled: true,
+            container_check_interval_ms: 60_000,
+            super_digest: None,
+            four_letter_words: vec!["*".to_string()],
+            server_id: 0,
+        }
+    }
+}
+
+/// Settings as a TOML file or the command line may give them; anything left
+/// out keeps the default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub tick_time_ms: Option<u64>,
+    pub min_session_timeout_ms: Option<i32>,
+    pub max_session_timeout_ms: Option<i32>,
+    pub max_frame_bytes: Option<usize>,
+    pub ttl_enabled: Option<bool>,
+    pub container_check_interval_ms: Option<u64>,
+    pub super_digest: Option<String>,
+    pub four_letter_words: Option<Vec<String>>,
+    pub server_id: Option<u8>,
+}
+
+impl Overrides {
+    pub fn from_file(path: &Path) -> Result<Overrides, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("bad config file {}: {e}", path.display()))
+    }
+}
+
+impl Config {
+    /// Defaults, then each set of overrides in turn (later ones win). Session
+    /// timeout bounds not given follow the tick time, as in ZooKeeper.
+    pub fn resolve(layers: &[&Overrides]) -> Config {
+        let mut config = Config::default();
+        let mut min_timeout = None;
+        let mut max_timeout = None;
+        for layer in layers {
+            macro_rules! take {
+                ($($field:ident),*) => {
+                    $( if let Some(value) = layer.$field.clone() { config.$field = value; } )*
+                };
+            }
+            take!(
+                bind,
+                port,
+                data_dir,
+                tick_time_ms,
+                max_frame_bytes,
+                ttl_enabled,
+                container_check_interval_ms,
+                four_letter_words,
+                server_id
+            );
+            if layer.super_digest.is_some() {
+                config.super_digest = layer.super_digest.clone();
+            }
+            min_timeout = layer.min_session_timeout_ms.or(min_timeout);
+            max_timeout = layer.max_session_timeout_ms.or(max_timeout);
+        }
+        let tick = config.tick_time_ms as i32;
+        config.min_session_timeout_ms = min_timeout.unwrap_or(2 * tick);
+        config.max_session_timeout_ms = max_timeout.unwrap_or(20 * tick);
+        config
+    }
+
+    /// Whether a four-letter word is allowed by the allow-list.
+    pub fn allows_word(&self, word: &str) -> bool {
+        self.four_letter_words
+            .iter()
+            .any(|allowed| allowed == "*" || allowed == word)
+    }
+
+    /// Clamps a requested session timeout into the configured bounds.
+    pub fn negotiate_timeout(&self, requested: i32) -> i32 {
+        requested
+            .max(self.min_session_timeout_ms)
+            .min(self.max_session_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::resolve(&[]);
+        assert_eq!(config.port, 2181);
+        assert_eq!(config.data_dir, PathBuf::from("./canopy-data"));
+        assert_eq!(
+            (config.min_session_timeout_ms, config.max_session_timeout_ms),
+            (4000, 40000)
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_and_bounds_follow_the_tick() {
+        let file: Overrides = toml::from_str("port = 3000\ntick_time_ms = 100\n").unwrap();
+        let flags = Overrides {
+            port: Some(4000),
+            ..Default::default()
+        };
+        let config = Config::resolve(&[&file, &flags]);
+        assert_eq!(config.port, 4000);
+        assert_eq!(config.min_session_timeout_ms, 200);
+        assert_eq!(config.negotiate_timeout(10), 200);
+        assert_eq!(config.negotiate_timeout(1_000_000), 2000);
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        assert!(toml::from_str::<Overrides>("prot = 1").is_err());
+    }
+}

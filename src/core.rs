@@ -1,0 +1,829 @@
+//! The server's state machine: the tree, the sessions, the watches and the
+//! connections, behind one lock. Requests come in as decoded messages and go
+//! out as reply frames; changes go through [`Core::commit`], which stamps the
+//! next zxid, applies the change record and queues the notifications it
+//! causes, in that order, so a client always sees an event before any reply
+//! showing newer data.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use canopy_protocol::{
+    build_frame, notification_frame, perms, reply_frame, xid, AddWatchMode, ClientInfo,
+    ConnectRequest, ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode,
+    ErrorResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
+    GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState,
+    MultiOp, MultiResponse, OpCode, OpResult, ReplyHeader, Request, RequestHeader, Response,
+    Stat, StatResponse, SyncResponse, WatcherEvent, WatcherType, WhoAmIResponse,
+};
+use tokio::sync::mpsc;
+
+use crate::acl;
+use crate::config::Config;
+use crate::prep::{Prep, PrepRules};
+use crate::session::SessionTracker;
+use crate::stats::{ConnStats, ServerStats};
+use crate::tree::Tree;
+use crate::txn::{Txn, TxnHeader};
+use crate::watch::{Notification, WatchManager};
+
+/// Identifies a client connection (and its watches).
+pub type ConnId = u64;
+
+/// What the writer task of a connection is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Write a complete frame (length prefix included).
+    Frame(Bytes),
+    /// Flush what is queued, then close the connection.
+    Close(String),
+}
+
+/// A connected client, as the core knows it.
+#[derive(Debug)]
+pub struct Conn {
+    pub addr: SocketAddr,
+    /// 0 until the handshake has attached a session.
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    /// Who the client has proven to be: `ip:<address>` plus what addauth added.
+    pub identities: Vec<Id>,
+    pub out: mpsc::UnboundedSender<Outbound>,
+    pub stats: ConnStats,
+}
+
+impl Conn {
+    fn send(&self, frame: Bytes) {
+        // A closed channel means the connection is going away; nothing to do.
+        let _ = self.out.send(Outbound::Frame(frame));
+    }
+}
+
+/// What the connection should do after a request.
+#[derive(Debug)]
+pub enum Action {
+    /// Nothing more (the reply, if any, has been queued).
+    Continue,
+    /// Close the connection once the queued replies are written.
+    Close(String),
+}
+
+/// The outcome of a handshake.
+#[derive(Debug)]
+pub enum Handshake {
+    /// The session is attached; the response is queued.
+    Attached,
+    /// The session is refused; the response is queued, then close.
+    Refused(String),
+    /// Close without answering (a client ahead of this server).
+    Dropped(String),
+}
+
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The whole state of a server.
+pub struct Core {
+    pub config: Arc<Config>,
+    pub tree: Tree,
+    pub sessions: SessionTracker,
+    pub watches: WatchManager,
+    pub conns: HashMap<ConnId, Conn>,
+    /// The connection each session is attached to, if any.
+    session_conns: HashMap<i64, ConnId>,
+    pub last_zxid: i64,
+    pub stats: ServerStats,
+    started: Instant,
+    next_conn_id: ConnId,
+}
+
+impl Core {
+    pub fn new(config: Arc<Config>, secret: [u8; 16]) -> Core {
+        let sessions = SessionTracker::new(
+            config.tick_time_ms,
+            config.server_id,
+            secret,
+            wall_clock_ms(),
+        );
+        Core {
+            config,
+            tree: Tree::new(),
+            sessions,
+            watches: WatchManager::default(),
+            conns: HashMap::new(),
+            session_conns: HashMap::new(),
+            last_zxid: 0,
+            stats: ServerStats::default(),
+            started: Instant::now(),
+            next_conn_id: 1,
+        }
+    }
+
+    /// Milliseconds on the monotonic clock that session expiry uses.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn rules(&self) -> PrepRules {
+        PrepRules {
+            ttl_enabled: self.config.ttl_enabled,
+        }
+    }
+
+    pub fn register_conn(&mut self, addr: SocketAddr, out: mpsc::UnboundedSender<Outbound>) -> ConnId {
+        let id = self.next_conn_id;
+        self.next_conn_id += 1;
+        let identities = vec![Id::new("ip", addr.ip().to_canonical().to_string())];
+        self.conns.insert(
+            id,
+            Conn {
+                addr,
+                session_id: 0,
+                timeout_ms: 0,
+                identities,
+                out,
+                stats: ConnStats::new(),
+            },
+        );
+        id
+    }
+
+    /// Forgets a closed connection and its watches; its session lives on until
+    /// it expires or the client comes back.
+    pub fn unregister_conn(&mut self, conn_id: ConnId) {
+        self.watches.remove_watcher(conn_id);
+        if let Some(conn) = self.conns.remove(&conn_id) {
+            if self.session_conns.get(&conn.session_id) == Some(&conn_id) {
+                self.session_conns.remove(&conn.session_id);
+            }
+        }
+    }
+
+    /// Stamps the next zxid on a change, applies it, and queues the
+    /// notifications it causes. Returns the header it was applied with.
+    pub fn commit(&mut self, session_id: i64, txn: &Txn) -> TxnHeader {
+        let header = TxnHeader {
+            zxid: self.last_zxid + 1,
+            time: wall_clock_ms(),
+            session_id,
+        };
+        self.apply(&header, txn);
+        header
+    }
+
+    fn apply(&mut self, header: &TxnHeader, txn: &Txn) {
+        let events = match self.tree.apply(header, txn) {
+            Ok(events) => events,
+            Err(err) => {
+                // Preparation checked everything under the same lock, so this
+                // would be a bug: report it loudly rather than hide it.
+                tracing::error!(zxid = header.zxid, ?txn, %err, "change record could not be applied");
+                Vec::new()
+            }
+        };
+        self.last_zxid = header.zxid;
+        match txn {
+            Txn::CreateSession {
+                session_id,
+                timeout_ms,
+            } => {
+                let now = self.now_ms();
+                self.sessions.add(*session_id, *timeout_ms, now);
+            }
+            Txn::CloseSession { session_id } => {
+                self.sessions.remove(*session_id);
+            }
+            _ => {}
+        }
+        for event in &events {
+            for note in self.watches.trigger(event) {
+                self.notify(header.zxid, &note);
+            }
+        }
+    }
+
+    fn notify(&mut self, zxid: i64, note: &Notification) {
+        if let Some(conn) = self.conns.get_mut(&note.watcher) {
+            let event = WatcherEvent {
+                event_type: note.event_type as i32,
+                state: KeeperState::SyncConnected as i32,
+                path: note.path.clone(),
+            };
+            conn.stats.sent += 1;
+            conn.send(notification_frame(zxid, &event));
+            self.stats.packets_sent += 1;
+        }
+    }
+
+    /// Handles the first frame of a connection.
+    pub fn connect(&mut self, conn_id: ConnId, request: &ConnectRequest) -> Handshake {
+        let addr = match self.conns.get(&conn_id) {
+            Some(conn) => conn.addr,
+            None => return Handshake::Dropped("connection already closed".into()),
+        };
+        if request.last_zxid_seen > self.last_zxid {
+            return Handshake::Dropped(format!(
+                "refusing session 0x{:x} from {addr}: it has seen zxid 0x{:x}, our last zxid is 0x{:x}",
+                request.session_id, request.last_zxid_seen, self.last_zxid
+            ));
+        }
+        let timeout_ms = self.config.negotiate_timeout(request.timeout);
+        let session_id = if request.session_id == 0 {
+            let id = self.sessions.allocate_id();
+            self.commit(
+                id,
+                &Txn::CreateSession {
+                    session_id: id,
+                    timeout_ms,
+                },
+            );
+            tracing::debug!(session = format!("0x{id:x}"), %addr, timeout_ms, "new session");
+            id
+        } else {
+            let id = request.session_id;
+            // A client that re-attaches takes its session from any older connection.
+            if let Some(old) = self.session_conns.remove(&id) {
+                if old != conn_id {
+                    if let Some(conn) = self.conns.get(&old) {
+                        let _ = conn.out.send(Outbound::Close("session re-attached elsewhere".into()));
+                    }
+                }
+            }
+            let known = self.sessions.get(id).is_some();
+            let password_ok = request.passwd.as_ref() == self.sessions.password(id);
+            if !known || !password_ok {
+                let reason = if known { "wrong password" } else { "session expired or unknown" };
+                self.send_connect_response(conn_id, request, 0, 0, [0; 16]);
+                return Handshake::Refused(format!("session 0x{id:x} from {addr}: {reason}"));
+            }
+            let now = self.now_ms();
+            self.sessions.touch(id, now);
+            id
+        };
+        let passwd = self.sessions.password(session_id);
+        self.send_connect_response(conn_id, request, timeout_ms, session_id, passwd);
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.session_id = session_id;
+            conn.timeout_ms = timeout_ms;
+        }
+        self.session_conns.insert(session_id, conn_id);
+        Handshake::Attached
+    }
+
+    fn send_connect_response(
+        &mut self,
+        conn_id: ConnId,
+        request: &ConnectRequest,
+        timeout: i32,
+        session_id: i64,
+        passwd: [u8; 16],
+    ) {
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout,
+            session_id,
+            passwd: Bytes::copy_from_slice(&passwd),
+            // Old clients that sent no flag get none back.
+            read_only: request.read_only.map(|_| false),
+        };
+        if let Some(conn) = self.conns.get(&conn_id) {
+            conn.send(build_frame(|out| response.encode(out)));
+        }
+    }
+
+    /// Ends a session: its ephemeral nodes go in one change, watchers are told,
+    /// and its connection (if any) is closed.
+    pub fn close_session(&mut self, session_id: i64, reason: &str) -> TxnHeader {
+        let header = self.commit(session_id, &Txn::CloseSession { session_id });
+        if let Some(conn_id) = self.session_conns.remove(&session_id) {
+            if let Some(conn) = self.conns.get(&conn_id) {
+                let _ = conn.out.send(Outbound::Close(reason.to_string()));
+            }
+        }
+        header
+    }
+
+    /// Expires every session whose deadline has passed.
+    pub fn expire_sessions(&mut self) -> usize {
+        let now = self.now_ms();
+        let expired = self.sessions.expired(now);
+        for id in &expired {
+            tracing::info!(session = format!("0x{id:x}"), "session expired");
+            self.close_session(*id, "session expired");
+        }
+        expired.len()
+    }
+
+    /// Removes empty containers and expired TTL nodes (ZooKeeper's
+    /// ContainerManager), each as a change of its own.
+    pub fn remove_expired_containers(&mut self) -> usize {
+        let doomed = self.tree.expired_containers(wall_clock_ms());
+        let mut removed = 0;
+        for path in doomed {
+            let result = Prep::new(&self.tree, 0, &[], self.rules()).delete_container(&path);
+            if let Ok(txn) = result {
+                self.commit(0, &txn);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Handles one request of an attached connection: queues its reply (and
+    /// any notifications) and says whether to go on.
+    pub fn process(&mut self, conn_id: ConnId, header: RequestHeader, request: Request) -> Action {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return Action::Close("connection already closed".into());
+        };
+        let session_id = conn.session_id;
+        conn.stats.received += 1;
+        self.stats.packets_received += 1;
+        let now = self.now_ms();
+        if !self.sessions.touch(session_id, now) {
+            return Action::Close(format!("session 0x{session_id:x} is gone"));
+        }
+        let op = request.op_code();
+        let started = Instant::now();
+        let (reply_xid, result, action) = match request {
+            Request::Ping => (xid::PING, Ok(Response::Empty), Action::Continue),
+            Request::Auth(auth) => {
+                let super_digest = self.config.super_digest.as_deref();
+                match acl::authenticate(&auth.scheme, &auth.auth, super_digest) {
+                    Ok(ids) => {
+                        if let Some(conn) = self.conns.get_mut(&conn_id) {
+                            for id in ids {
+                                if !conn.identities.contains(&id) {
+                                    conn.identities.push(id);
+                                }
+                            }
+                        }
+                        self.send_reply(conn_id, header.xid, 0, 0, &Response::Empty);
+                        return Action::Continue;
+                    }
+                    Err(code) => {
+                        self.send_reply(conn_id, header.xid, 0, code.code(), &Response::Empty);
+                        return Action::Close(format!("authentication failed for scheme {:?}", auth.scheme));
+                    }
+                }
+            }
+            Request::CloseSession => {
+                let txn_header = self.close_session_keep_conn(session_id);
+                self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
+                return Action::Close("client closed its session".into());
+            }
+            request => {
+                let xid = header.xid;
+                let (result, zxid_override) = self.execute(conn_id, session_id, request);
+                if let Some(zxid) = zxid_override {
+                    self.record_latency(conn_id, op, started);
+                    self.finish_reply(conn_id, xid, zxid, result);
+                    return Action::Continue;
+                }
+                (xid, result, Action::Continue)
+            }
+        };
+        self.record_latency(conn_id, op, started);
+        let zxid = self.last_zxid;
+        self.finish_reply(conn_id, reply_xid, zxid, result);
+        action
+    }
+
+    fn record_latency(&mut self, conn_id: ConnId, op: OpCode, started: Instant) {
+        let micros = started.elapsed().as_micros() as u64;
+        self.stats.record(micros);
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.stats.record(op, micros, self.last_zxid);
+        }
+    }
+
+    fn finish_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, result: Result<Response, ErrorCode>) {
+        match result {
+            Ok(body) => self.send_reply(conn_id, xid, zxid, 0, &body),
+            Err(code) => self.send_reply(conn_id, xid, zxid, code.code(), &Response::Empty),
+        }
+    }
+
+    fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.stats.sent += 1;
+            conn.send(reply_frame(&ReplyHeader { xid, zxid, err }, body));
+            self.stats.packets_sent += 1;
+        }
+    }
+
+    /// closeSession from the client itself: the connection is closed by the
+    /// caller after the reply is written.
+    fn close_session_keep_conn(&mut self, session_id: i64) -> TxnHeader {
+        self.session_conns.remove(&session_id);
+        self.commit(session_id, &Txn::CloseSession { session_id })
+    }
+
+    fn identities(&self, conn_id: ConnId) -> Vec<Id> {
+        self.conns
+            .get(&conn_id)
+            .map(|c| c.identities.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs a request. For writes the second value is the zxid of the change
+    /// (ZooKeeper gives refused writes a zxid too); reads answer with the
+    /// last applied zxid.
+    fn execute(
+        &mut self,
+        conn_id: ConnId,
+        session_id: i64,
+        request: Request,
+    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+        let identities = self.identities(conn_id);
+        let rules = self.rules();
+        match request {
+            Request::Create(r) => self.write_create(session_id, &identities, OpCode::Create, &r, -1),
+            Request::Create2(r) => self.write_create(session_id, &identities, OpCode::Create2, &r, -1),
+            Request::CreateContainer(r) => {
+                self.write_create(session_id, &identities, OpCode::CreateContainer, &r, -1)
+            }
+            Request::CreateTtl(r) => {
+                let request = CreateRequest {
+                    path: r.path,
+                    data: r.data,
+                    acl: r.acl,
+                    flags: r.flags,
+                };
+                self.write_create(session_id, &identities, OpCode::CreateTtl, &request, r.ttl)
+            }
+            Request::Delete(r) => {
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules).delete(&r);
+                self.write(session_id, prepared, |_, _| Response::Empty)
+            }
+            Request::DeleteContainer(r) => {
+                let prepared =
+                    Prep::new(&self.tree, session_id, &identities, rules).delete_container(&r.path);
+                self.write(session_id, prepared, |_, _| Response::Empty)
+            }
+            Request::SetData(r) => {
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules).set_data(&r);
+                self.write(session_id, prepared, |core, _| {
+                    Response::Stat(StatResponse {
+                        stat: core.stat_of(&r.path),
+                    })
+                })
+            }
+            Request::SetAcl(r) => {
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules).set_acl(&r);
+                self.write(session_id, prepared, |core, _| {
+                    Response::Stat(StatResponse {
+                        stat: core.stat_of(&r.path),
+                    })
+                })
+            }
+            Request::Check(r) => {
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules).check(&r);
+                self.write(session_id, prepared, |core, _| {
+                    Response::Stat(StatResponse {
+                        stat: core.stat_of(&r.path),
+                    })
+                })
+            }
+            Request::Multi(multi) => {
+                let (txn, _ok) =
+                    Prep::new(&self.tree, session_id, &identities, rules).multi(&multi.ops);
+                let header = self.commit_multi(session_id, &txn, &multi.ops);
+                (Ok(Response::Multi(header.1)), Some(header.0))
+            }
+            Request::Reconfig(_) => {
+                // A standalone server has no ensemble to reconfigure; ZooKeeper
+                // answers ReconfigDisabled unless reconfig is enabled.
+                let zxid = self.commit(session_id, &Txn::Error { code: ErrorCode::ReconfigDisabled.code() }).zxid;
+                (Err(ErrorCode::ReconfigDisabled), Some(zxid))
+            }
+            Request::Sasl(_) => (Err(ErrorCode::Unimplemented), None),
+            Request::CreateSession(_) => (Err(ErrorCode::Unimplemented), None),
+            read => (self.read(conn_id, session_id, &identities, read), None),
+        }
+    }
+
+    fn write_create(
+        &mut self,
+        session_id: i64,
+        identities: &[Id],
+        op: OpCode,
+        request: &CreateRequest,
+        ttl: i64,
+    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+        let prepared = Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
+        self.write(session_id, prepared, move |core, txn| {
+            let Txn::Create { path, .. } = txn else {
+                return Response::Empty;
+            };
+            if op == OpCode::Create {
+                Response::Create(CreateResponse { path: path.clone() })
+            } else {
+                Response::Create2(Create2Response {
+                    path: path.clone(),
+                    stat: core.stat_of(path),
+                })
+            }
+        })
+    }
+
+    /// Commits a prepared write (or its refusal, which also takes a zxid) and
+    /// builds the reply body from the state right after it.
+    fn write(
+        &mut self,
+        session_id: i64,
+        prepared: Result<Txn, ErrorCode>,
+        reply: impl FnOnce(&Core, &Txn) -> Response,
+    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+        match prepared {
+            Ok(txn) => {
+                let header = self.commit(session_id, &txn);
+                (Ok(reply(self, &txn)), Some(header.zxid))
+            }
+            Err(code) => {
+                let header = self.commit(session_id, &Txn::Error { code: code.code() });
+                (Err(code), Some(header.zxid))
+            }
+        }
+    }
+
+    /// Commits a multi part by part (one zxid for all), collecting each part's
+    /// result as ZooKeeper reports it.
+    fn commit_multi(&mut self, session_id: i64, txn: &Txn, ops: &[MultiOp]) -> (i64, MultiResponse) {
+        let header = TxnHeader {
+            zxid: self.last_zxid + 1,
+            time: wall_clock_ms(),
+            session_id,
+        };
+        let Txn::Multi(parts) = txn else {
+            return (header.zxid, MultiResponse::default());
+        };
+        let mut results = Vec::with_capacity(parts.len());
+        for (part, op) in parts.iter().zip(ops) {
+            self.apply(&header, part);
+            results.push(match part {
+                Txn::Error { code } => OpResult::Error { err: *code },
+                Txn::Create { path, .. } => match op.op_code() {
+                    OpCode::Create => OpResult::Create { path: path.clone() },
+                    other => OpResult::Create2 {
+                        op: other,
+                        path: path.clone(),
+                        stat: self.stat_of(path),
+                    },
+                },
+                Txn::Delete { .. } => OpResult::Delete,
+                Txn::SetData { path, .. } => OpResult::SetData {
+                    stat: self.stat_of(path),
+                },
+                Txn::Check { .. } => OpResult::Check,
+                _ => OpResult::Error {
+                    err: ErrorCode::SystemError.code(),
+                },
+            });
+        }
+        // An empty multi still takes its zxid.
+        self.last_zxid = header.zxid;
+        (header.zxid, MultiResponse { results })
+    }
+
+    fn stat_of(&self, path: &str) -> Stat {
+        self.tree.get(path).map(|n| n.stat()).unwrap_or_default()
+    }
+
+    /// Requests that change nothing in the tree.
+    fn read(
+        &mut self,
+        conn_id: ConnId,
+        session_id: i64,
+        identities: &[Id],
+        request: Request,
+    ) -> Result<Response, ErrorCode> {
+        match request {
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                if let Some(node) = self.tree.get(&r.path) {
+                    acl::check(&node.acl, perms::READ, identities)?;
+                }
+                // An exists watch is set whether or not the node is there.
+                if r.watch {
+                    self.watches.add_data_watch(&r.path, conn_id);
+                }
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                Ok(Response::Stat(StatResponse { stat: node.stat() }))
+            }
+            Request::GetData(r) => {
+                let (data, stat) = self.get_data(conn_id, identities, &r.path, r.watch)?;
+                Ok(Response::GetData(GetDataResponse { data, stat }))
+            }
+            Request::GetChildren(r) => {
+                let (children, _) = self.get_children(conn_id, identities, &r.path, r.watch)?;
+                Ok(Response::GetChildren(GetChildrenResponse { children }))
+            }
+            Request::GetChildren2(r) => {
+                let (children, stat) = self.get_children(conn_id, identities, &r.path, r.watch)?;
+                Ok(Response::GetChildren2(GetChildren2Response { children, stat }))
+            }
+            Request::GetAcl(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&node.acl, perms::READ | perms::ADMIN, identities)?;
+                let acl = if acl::allows(&node.acl, perms::ADMIN, identities) {
+                    node.acl.as_ref().clone()
+                } else {
+                    acl::redact_digests(&node.acl)
+                };
+                Ok(Response::GetAcl(GetAclResponse {
+                    acl,
+                    stat: node.stat(),
+                }))
+            }
+            Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
+            Request::GetAllChildrenNumber(r) => {
+                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&node.acl, perms::READ, identities)?;
+                Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
+                    total_number: self.tree.descendant_count(&r.path) as i32,
+                }))
+            }
+            Request::GetEphemerals(r) => {
+                let prefix = r.prefix_path.trim();
+                let ephemerals = self
+                    .tree
+                    .ephemerals_of(session_id)
+                    .into_iter()
+                    .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(&r.prefix_path))
+                    .collect();
+                Ok(Response::GetEphemerals(GetEphemeralsResponse { ephemerals }))
+            }
+            Request::WhoAmI => {
+                let client_info = identities
+                    .iter()
+                    .filter_map(|id| match id.scheme.as_str() {
+                        "digest" => Some(ClientInfo {
+                            auth_scheme: id.scheme.clone(),
+                            user: id.id.split(':').next().unwrap_or("").to_string(),
+                        }),
+                        "super" => None,
+                        _ => Some(ClientInfo {
+                            auth_scheme: id.scheme.clone(),
+                            user: id.id.clone(),
+                        }),
+                    })
+                    .collect();
+                Ok(Response::WhoAmI(WhoAmIResponse { client_info }))
+            }
+            Request::MultiRead(multi) => {
+                let mut results = Vec::with_capacity(multi.ops.len());
+                for op in &multi.ops {
+                    let result = match op {
+                        MultiOp::GetChildren(r) => self
+                            .get_children(conn_id, identities, &r.path, r.watch)
+                            .map(|(children, _)| OpResult::GetChildren { children }),
+                        MultiOp::GetData(r) => self
+                            .get_data(conn_id, identities, &r.path, r.watch)
+                            .map(|(data, stat)| OpResult::GetData { data, stat }),
+                        // ZooKeeper fails the whole request on a write inside multiRead.
+                        _ => return Err(ErrorCode::MarshallingError),
+                    };
+                    results.push(result.unwrap_or_else(|code| OpResult::Error { err: code.code() }));
+                }
+                Ok(Response::Multi(MultiResponse { results }))
+            }
+            Request::SetWatches(r) => {
+                self.set_watches(conn_id, r.relative_zxid, &r.data_watches, &r.exist_watches, &r.child_watches, &[], &[]);
+                Ok(Response::Empty)
+            }
+            Request::SetWatches2(r) => {
+                self.set_watches(
+                    conn_id,
+                    r.relative_zxid,
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &r.persistent_watches,
+                    &r.persistent_recursive_watches,
+                );
+                Ok(Response::Empty)
+            }
+            Request::AddWatch(r) => {
+                let mode = AddWatchMode::from_i32(r.mode).ok_or(ErrorCode::BadArguments)?;
+                self.watches
+                    .add_persistent(&r.path, conn_id, mode == AddWatchMode::PersistentRecursive);
+                // ZooKeeper answers addWatch with an ErrorResponse body of 0.
+                Ok(Response::AddWatch(ErrorResponse { err: 0 }))
+            }
+            Request::CheckWatches(r) => {
+                let kind = WatcherType::from_i32(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                if self.watches.contains(&r.path, conn_id, kind) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::RemoveWatches(r) => {
+                let kind = WatcherType::from_i32(r.watcher_type).ok_or(ErrorCode::BadArguments)?;
+                if self.watches.remove(&r.path, conn_id, kind) {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    fn get_data(
+        &mut self,
+        conn_id: ConnId,
+        identities: &[Id],
+        path: &str,
+        watch: bool,
+    ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
+        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, perms::READ, identities)?;
+        let result = (node.data.clone(), node.stat());
+        if watch {
+            self.watches.add_data_watch(path, conn_id);
+        }
+        Ok(result)
+    }
+
+    fn get_children(
+        &mut self,
+        conn_id: ConnId,
+        identities: &[Id],
+        path: &str,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat), ErrorCode> {
+        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, perms::READ, identities)?;
+        let result = (node.children.iter().cloned().collect(), node.stat());
+        if watch {
+            self.watches.add_child_watch(path, conn_id);
+        }
+        Ok(result)
+    }
+
+    /// Re-arms a reconnecting client's watches, firing at once those whose
+    /// condition came true after `relative_zxid` (ZooKeeper's setWatches).
+    #[allow(clippy::too_many_arguments)]
+    fn set_watches(
+        &mut self,
+        conn_id: ConnId,
+        relative_zxid: i64,
+        data: &[String],
+        exist: &[String],
+        child: &[String],
+        persistent: &[String],
+        recursive: &[String],
+    ) {
+        use canopy_protocol::EventType;
+        let mut missed = Vec::new();
+        for path in data {
+            match self.tree.get(path) {
+                None => missed.push((EventType::NodeDeleted, path)),
+                Some(node) if node.mzxid > relative_zxid => missed.push((EventType::NodeDataChanged, path)),
+                Some(_) => self.watches.add_data_watch(path, conn_id),
+            }
+        }
+        for path in exist {
+            match self.tree.get(path) {
+                Some(_) => missed.push((EventType::NodeCreated, path)),
+                None => self.watches.add_data_watch(path, conn_id),
+            }
+        }
+        for path in child {
+            match self.tree.get(path) {
+                None => missed.push((EventType::NodeDeleted, path)),
+                Some(node) if node.pzxid > relative_zxid => missed.push((EventType::NodeChildrenChanged, path)),
+                Some(_) => self.watches.add_child_watch(path, conn_id),
+            }
+        }
+        for path in persistent {
+            self.watches.add_persistent(path, conn_id, false);
+        }
+        for path in recursive {
+            self.watches.add_persistent(path, conn_id, true);
+        }
+        // These events come from no change record: ZooKeeper sends them with
+        // zxid -1.
+        for (event_type, path) in missed {
+            self.notify(
+                -1,
+                &Notification {
+                    watcher: conn_id,
+                    event_type,
+                    path: path.clone(),
+                },
+            );
+        }
+    }
+}
+

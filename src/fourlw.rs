@@ -1,0 +1,283 @@
+//! Four-letter words on the client port (`echo ruok | nc host 2181`), with
+//! ZooKeeper's output formats so existing scripts and monitors parse them.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use crate::core::Core;
+
+/// The ZooKeeper version whose protocol Canopy speaks; clients read it from
+/// `srvr`/`envi` to choose their code paths, so it comes first.
+pub const ZOOKEEPER_VERSION: &str = "3.9.3";
+
+/// The version string reported: ZooKeeper's, then Canopy's own.
+pub fn version_string() -> String {
+    format!(
+        "{ZOOKEEPER_VERSION}-canopy-{}, built on canopy {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// The words Canopy answers.
+pub const WORDS: [&str; 15] = [
+    "ruok", "srvr", "stat", "conf", "cons", "crst", "envi", "mntr", "srst", "wchs", "wchc",
+    "wchp", "dump", "isro", "dirs",
+];
+
+/// The word, if the first four bytes of a connection spell one.
+pub fn detect(first: &[u8]) -> Option<&'static str> {
+    WORDS.iter().copied().find(|w| w.as_bytes() == first)
+}
+
+/// The full answer to a word (the connection is closed after it).
+pub fn answer(core: &Mutex<Core>, word: &str) -> String {
+    let mut core = core.lock();
+    if !core.config.allows_word(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    match word {
+        "ruok" => "imok".to_string(),
+        "srvr" => server_summary(&core, false),
+        "stat" => server_summary(&core, true),
+        "conf" => conf(&core),
+        "cons" => {
+            let mut out = String::new();
+            for line in connection_lines(&core, true) {
+                let _ = writeln!(out, "{line}");
+            }
+            out.push('\n');
+            out
+        }
+        "crst" => {
+            for conn in core.conns.values_mut() {
+                conn.stats.reset();
+            }
+            "Connection stats reset.\n".to_string()
+        }
+        "srst" => {
+            core.stats.reset();
+            "Server stats reset.\n".to_string()
+        }
+        "envi" => environment(&core),
+        "mntr" => monitor(&core),
+        "wchs" => {
+            let (conns, paths, total) = core.watches.summary();
+            format!("{conns} connections watching {paths} paths\nTotal watches:{total}\n")
+        }
+        "wchc" => {
+            let mut out = String::new();
+            let mut by_watcher: Vec<_> = core.watches.paths_by_watcher().into_iter().collect();
+            by_watcher.sort();
+            for (conn_id, paths) in by_watcher {
+                let session = core.conns.get(&conn_id).map_or(0, |c| c.session_id);
+                let _ = writeln!(out, "0x{session:x}");
+                for path in paths {
+                    let _ = writeln!(out, "\t{path}");
+                }
+            }
+            out
+        }
+        "wchp" => {
+            let mut out = String::new();
+            let mut by_path: Vec<_> = core.watches.watchers_by_path().into_iter().collect();
+            by_path.sort();
+            for (path, watchers) in by_path {
+                let _ = writeln!(out, "{path}");
+                for conn_id in watchers {
+                    let session = core.conns.get(&conn_id).map_or(0, |c| c.session_id);
+                    let _ = writeln!(out, "\t0x{session:x}");
+                }
+            }
+            out
+        }
+        "dump" => dump(&core),
+        "isro" => "rw".to_string(),
+        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        _ => String::new(),
+    }
+}
+
+fn latency_line(core: &Core) -> String {
+    let (min, avg, max) = core.stats.latency.millis();
+    format!("Latency min/avg/max: {}/{:.4}/{}", min as u64, avg, max as u64)
+}
+
+fn server_summary(core: &Core, with_clients: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Zookeeper version: {}", version_string());
+    if with_clients {
+        let _ = writeln!(out, "Clients:");
+        for line in connection_lines(core, false) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{}", latency_line(core));
+    let _ = writeln!(out, "Received: {}", core.stats.packets_received);
+    let _ = writeln!(out, "Sent: {}", core.stats.packets_sent);
+    let _ = writeln!(out, "Connections: {}", core.conns.len());
+    let _ = writeln!(out, "Outstanding: 0");
+    let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid);
+    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Node count: {}", core.tree.node_count());
+    out
+}
+
+fn millis_since_epoch(time: SystemTime) -> u128 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// One line per connection, as `stat` (brief) and `cons` (full) print them.
+fn connection_lines(core: &Core, full: bool) -> Vec<String> {
+    let mut conns: Vec<_> = core.conns.iter().collect();
+    conns.sort_by_key(|(id, _)| **id);
+    conns
+        .into_iter()
+        .map(|(_, conn)| {
+            let s = &conn.stats;
+            let mut line = format!(
+                " /{}:{}[1](queued=0,recved={},sent={}",
+                conn.addr.ip(),
+                conn.addr.port(),
+                s.received,
+                s.sent
+            );
+            if full {
+                let (min, avg, max) = s.latency.millis();
+                let _ = write!(
+                    line,
+                    ",sid=0x{:x},lop={},est={},to={}",
+                    conn.session_id,
+                    s.last_op.map_or("NA", |op| op.name()),
+                    millis_since_epoch(s.established),
+                    conn.timeout_ms
+                );
+                if s.last_zxid >= 0 {
+                    let _ = write!(line, ",lcxid=0x0,lzxid=0x{:x}", s.last_zxid);
+                }
+                if let Some(last) = s.last_response {
+                    let _ = write!(
+                        line,
+                        ",lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+                        millis_since_epoch(last),
+                        max as u64,
+                        min as u64,
+                        avg,
+                        max as u64
+                    );
+                }
+            }
+            line.push(')');
+            line
+        })
+        .collect()
+}
+
+fn conf(core: &Core) -> String {
+    let c = &core.config;
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", c.port);
+    let _ = writeln!(out, "clientPortAddress={}", c.bind);
+    let _ = writeln!(out, "dataDir={}", c.data_dir.display());
+    let _ = writeln!(out, "dataDirSize=0");
+    let _ = writeln!(out, "dataLogDir={}", c.data_dir.display());
+    let _ = writeln!(out, "dataLogSize=0");
+    let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns=0");
+    let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms);
+    let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let _ = writeln!(out, "serverId={}", c.server_id);
+    out
+}
+
+fn environment(core: &Core) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let mut out = String::from("Environment:\n");
+    let _ = writeln!(out, "zookeeper.version={}", version_string());
+    let _ = writeln!(out, "host.name={host}");
+    let _ = writeln!(out, "canopy.version={}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+    let _ = writeln!(out, "user.dir={cwd}");
+    let _ = writeln!(out, "data.dir={}", core.config.data_dir.display());
+    out
+}
+
+fn monitor(core: &Core) -> String {
+    let (min, avg, max) = core.stats.latency.millis();
+    let (_, watched_paths, watches) = core.watches.summary();
+    let ephemerals = core.tree.ephemeral_count();
+    let lines: Vec<(&str, String)> = vec![
+        ("zk_version", version_string()),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_max_latency", format!("{}", max as u64)),
+        ("zk_min_latency", format!("{}", min as u64)),
+        ("zk_packets_received", core.stats.packets_received.to_string()),
+        ("zk_packets_sent", core.stats.packets_sent.to_string()),
+        ("zk_num_alive_connections", core.conns.len().to_string()),
+        ("zk_outstanding_requests", "0".into()),
+        ("zk_znode_count", core.tree.node_count().to_string()),
+        ("zk_watch_count", watches.to_string()),
+        ("zk_watched_paths", watched_paths.to_string()),
+        ("zk_ephemerals_count", ephemerals.to_string()),
+        ("zk_approximate_data_size", core.tree.approximate_data_size().to_string()),
+        ("zk_global_sessions", core.sessions.len().to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_last_zxid", format!("0x{:x}", core.last_zxid)),
+    ];
+    let mut out = String::new();
+    for (key, value) in lines {
+        let _ = writeln!(out, "{key}\t{value}");
+    }
+    out
+}
+
+fn dump(core: &Core) -> String {
+    let mut out = String::from("SessionTracker dump:\n");
+    let mut sessions: Vec<_> = core.sessions.iter().collect();
+    sessions.sort_by_key(|s| s.expires_at);
+    let _ = writeln!(out, "Session Sets ({})/({}):", sessions.len(), sessions.len());
+    for session in sessions {
+        let _ = writeln!(out, "0x{:x}\t{}ms", session.id, session.timeout_ms);
+    }
+    let _ = writeln!(out, "ephemeral nodes dump:");
+    let mut owners: Vec<_> = core.tree.all_ephemerals().collect();
+    owners.sort_by_key(|(id, _)| **id);
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
+    for (id, paths) in owners {
+        let _ = writeln!(out, "0x{id:x}:");
+        let mut paths: Vec<_> = paths.iter().collect();
+        paths.sort();
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_only_known_words() {
+        assert_eq!(detect(b"ruok"), Some("ruok"));
+        assert_eq!(detect(b"abcd"), None);
+        assert_eq!(detect(&[0, 0, 0, 44]), None);
+    }
+
+    #[test]
+    fn version_leads_with_the_zookeeper_version() {
+        assert!(version_string().starts_with("3.9."));
+    }
+}

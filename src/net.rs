@@ -1,0 +1,193 @@
+//! The client port: accepting connections, the handshake, the read loop that
+//! turns frames into requests, and the write loop that sends replies and
+//! notifications in the order the core queued them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use canopy_protocol::{ConnectRequest, FrameCodec, Jute, Request};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{Action, ConnId, Core, Handshake, Outbound};
+use crate::fourlw;
+
+/// Accepts connections until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((socket, addr)) => {
+                let core = core.clone();
+                tokio::spawn(async move { handle_connection(core, socket, addr).await });
+            }
+            Err(err) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Why a connection ended, for the log.
+enum Ending {
+    PeerClosed,
+    Closed(String),
+}
+
+async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    let (mut reader, writer) = socket.into_split();
+    let mut buf = BytesMut::with_capacity(4096);
+
+    let (max_frame, handshake_timeout) = {
+        let core = core.lock();
+        (
+            core.config.max_frame_bytes,
+            Duration::from_millis(core.config.max_session_timeout_ms.max(1000) as u64),
+        )
+    };
+
+    // The first four bytes are either a frame length or a four-letter word.
+    let first = tokio::time::timeout(handshake_timeout, async {
+        while buf.len() < 4 {
+            if reader.read_buf(&mut buf).await? == 0 {
+                return Ok::<bool, std::io::Error>(false);
+            }
+        }
+        Ok(true)
+    })
+    .await;
+    match first {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) | Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::info!(%addr, "closing connection: nothing received before the handshake timeout");
+            return;
+        }
+    }
+    if let Some(word) = fourlw::detect(&buf[..4]) {
+        let answer = fourlw::answer(&core, word);
+        let mut writer = writer;
+        let _ = writer.write_all(answer.as_bytes()).await;
+        let _ = writer.shutdown().await;
+        return;
+    }
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn_id = core.lock().register_conn(addr, tx);
+    let stop = CancellationToken::new();
+    let writer_task = tokio::spawn(write_loop(writer, rx, stop.clone()));
+
+    let ending = read_loop(&core, conn_id, &mut reader, &mut buf, max_frame, handshake_timeout, &stop).await;
+    match &ending {
+        Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
+        Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),
+    }
+    if let Ending::Closed(reason) = ending {
+        if let Some(conn) = core.lock().conns.get(&conn_id) {
+            let _ = conn.out.send(Outbound::Close(reason));
+        }
+    }
+    core.lock().unregister_conn(conn_id);
+    let _ = writer_task.await;
+}
+
+async fn read_loop(
+    core: &Arc<Mutex<Core>>,
+    conn_id: ConnId,
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    max_frame: usize,
+    handshake_timeout: Duration,
+    stop: &CancellationToken,
+) -> Ending {
+    let mut codec = FrameCodec::new(max_frame);
+    let mut attached = false;
+    let handshake_deadline = tokio::time::Instant::now() + handshake_timeout;
+    loop {
+        loop {
+            let frame = match codec.decode(buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(err) => return Ending::Closed(format!("bad frame: {err}")),
+            };
+            if !attached {
+                let request = match ConnectRequest::from_bytes(&frame) {
+                    Ok(request) => request,
+                    Err(err) => return Ending::Closed(format!("malformed connect request: {err}")),
+                };
+                match core.lock().connect(conn_id, &request) {
+                    Handshake::Attached => attached = true,
+                    Handshake::Refused(reason) | Handshake::Dropped(reason) => {
+                        return Ending::Closed(reason)
+                    }
+                }
+                continue;
+            }
+            let (header, request) = match Request::decode_frame(&frame) {
+                Ok(decoded) => decoded,
+                Err(err) => return Ending::Closed(format!("malformed request: {err}")),
+            };
+            if let Action::Close(reason) = core.lock().process(conn_id, header, request) {
+                return Ending::Closed(reason);
+            }
+        }
+        let read = tokio::select! {
+            _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),
+            _ = tokio::time::sleep_until(handshake_deadline), if !attached => {
+                return Ending::Closed("no handshake before the timeout".into())
+            }
+            read = reader.read_buf(buf) => read,
+        };
+        match read {
+            Ok(0) => return Ending::PeerClosed,
+            Ok(_) => {}
+            Err(err) => return Ending::Closed(format!("read failed: {err}")),
+        }
+    }
+}
+
+/// Writes queued frames, batching whatever is ready into one flush. Ends on
+/// a Close (after flushing) or when the core drops the connection's sender;
+/// either way it tells the read loop to stop.
+async fn write_loop(
+    writer: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    stop: CancellationToken,
+) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    'outer: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Outbound::Frame(frame) => {
+                    if writer.write_all(&frame).await.is_err() {
+                        break 'outer;
+                    }
+                }
+                Outbound::Close(_) => {
+                    let _ = writer.flush().await;
+                    break 'outer;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if writer.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    stop.cancel();
+}

@@ -45,6 +45,11 @@ MAX_SESSION_TIMEOUT_MS = 20 * TICK_MS
 TARGET = os.environ.get("COMPAT_TARGET", "canopy").strip().lower() or "canopy"
 HOST = "127.0.0.1"
 
+# The reference server checks containers/TTL nodes every
+# znode.container.checkIntervalMs (default 60 s!); make it 1 s so the
+# "deleted within ~15 s" expectations hold for both servers.
+ZK_JAVA_PROPS = ["-Dznode.container.checkIntervalMs=1000"]
+
 # Generous bound for anything asynchronous (watch events, expiry, ...).
 EVENT_TIMEOUT = 15.0
 
@@ -106,7 +111,7 @@ class _MiniZk:
             )
         self._log = open(os.path.join(self._dir, "server.log"), "wb")
         self._proc = subprocess.Popen(
-            ["java", "-Dzookeeper.extendedTypesEnabled=true",
+            ["java", "-Dzookeeper.extendedTypesEnabled=true", *ZK_JAVA_PROPS,
              "-Dzookeeper.admin.enableServer=false",
              "-cp", "/usr/share/java/zookeeper.jar",
              "org.apache.zookeeper.server.ZooKeeperServerMain", cfg],
@@ -154,7 +159,10 @@ class CanopyServer:
         self._proc = subprocess.Popen(
             [self.binary, "serve", "--port", str(self.port),
              "--data-dir", os.path.join(self._dir, "data"),
-             "--tick-time", str(self.tick_ms)],
+             "--tick-time", str(self.tick_ms),
+             # Same 1 s container/TTL check as the reference server gets.
+             "--container-check-interval", "1000",
+             "--bind", HOST],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -218,7 +226,7 @@ def start_server(tick_ms=TICK_MS) -> Server:
     if TARGET == "zookeeper":
         try:
             from zkref import ZkReference
-            impl = ZkReference(tick_ms=tick_ms)
+            impl = ZkReference(tick_ms=tick_ms, java_props=ZK_JAVA_PROPS)
             impl.start()
         except ImportError:
             impl = _MiniZk(tick_ms).start()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of Canopy on a fresh machine: installs what the tests need
+# (Apache ZooKeeper from Debian for its Java client, zkCli.sh and a reference
+# server; kazoo and pytest into a venv), then the Rust tests, then the
+# client-compatibility suite against Canopy and against the real ZooKeeper.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
+    echo "== installing Apache ZooKeeper (Debian packages zookeeper, zookeeper-bin)"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q zookeeper zookeeper-bin default-jre-headless
+fi
+
+VENV=.venv
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating the Python venv $VENV"
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q -r tests/compat/requirements.txt
+
+echo "== Rust: build, unit and integration tests"
+cargo build --workspace --all-targets
+cargo test --workspace
+
+echo "== client compatibility: kazoo, zkCli.sh and the Dubbo flow against Canopy"
+CANOPY_BIN="$PWD/target/debug/canopy" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat
+
+echo "== the same suite against Apache ZooKeeper, to prove the tests hold for the real thing"
+COMPAT_TARGET=zookeeper "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat

@@ -62,11 +62,19 @@ fn ip_matches(client: &str, acl_id: &str) -> bool {
     };
     match (client, net) {
         (IpAddr::V4(c), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(c) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(c), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(c) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -78,19 +86,21 @@ pub fn allows(acl: &[Acl], perm: i32, identities: &[Id]) -> bool {
     if acl.is_empty() || identities.iter().any(|id| id.scheme == "super") {
         return true;
     }
-    acl.iter().filter(|entry| entry.perms & perm != 0).any(|entry| {
-        let wanted = &entry.id;
-        if wanted.scheme == "world" && wanted.id == "anyone" {
-            return true;
-        }
-        identities
-            .iter()
-            .filter(|have| have.scheme == wanted.scheme)
-            .any(|have| match wanted.scheme.as_str() {
-                "ip" => ip_matches(&have.id, &wanted.id),
-                _ => have.id == wanted.id,
-            })
-    })
+    acl.iter()
+        .filter(|entry| entry.perms & perm != 0)
+        .any(|entry| {
+            let wanted = &entry.id;
+            if wanted.scheme == "world" && wanted.id == "anyone" {
+                return true;
+            }
+            identities
+                .iter()
+                .filter(|have| have.scheme == wanted.scheme)
+                .any(|have| match wanted.scheme.as_str() {
+                    "ip" => ip_matches(&have.id, &wanted.id),
+                    _ => have.id == wanted.id,
+                })
+        })
 }
 
 /// Checks `perm`, giving NoAuth as ZooKeeper does.
@@ -189,7 +199,10 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // ZooKeeper's DigestAuthenticationProvider gives this for super:test.
-        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]

@@ -15,9 +15,9 @@ use canopy_protocol::{
     build_frame, notification_frame, perms, reply_frame, xid, AddWatchMode, ClientInfo,
     ConnectRequest, ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode,
     ErrorResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
-    GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState,
-    MultiOp, MultiResponse, OpCode, OpResult, ReplyHeader, Request, RequestHeader, Response,
-    Stat, StatResponse, SyncResponse, WatcherEvent, WatcherType, WhoAmIResponse,
+    GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp,
+    MultiResponse, OpCode, OpResult, ReplyHeader, Request, RequestHeader, Response, Stat,
+    StatResponse, SyncResponse, WatcherEvent, WatcherType, WhoAmIResponse,
 };
 use tokio::sync::mpsc;
 
@@ -137,7 +137,11 @@ impl Core {
         }
     }
 
-    pub fn register_conn(&mut self, addr: SocketAddr, out: mpsc::UnboundedSender<Outbound>) -> ConnId {
+    pub fn register_conn(
+        &mut self,
+        addr: SocketAddr,
+        out: mpsc::UnboundedSender<Outbound>,
+    ) -> ConnId {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
         let identities = vec![Id::new("ip", addr.ip().to_canonical().to_string())];
@@ -252,14 +256,20 @@ impl Core {
             if let Some(old) = self.session_conns.remove(&id) {
                 if old != conn_id {
                     if let Some(conn) = self.conns.get(&old) {
-                        let _ = conn.out.send(Outbound::Close("session re-attached elsewhere".into()));
+                        let _ = conn
+                            .out
+                            .send(Outbound::Close("session re-attached elsewhere".into()));
                     }
                 }
             }
             let known = self.sessions.get(id).is_some();
             let password_ok = request.passwd.as_ref() == self.sessions.password(id);
             if !known || !password_ok {
-                let reason = if known { "wrong password" } else { "session expired or unknown" };
+                let reason = if known {
+                    "wrong password"
+                } else {
+                    "session expired or unknown"
+                };
                 self.send_connect_response(conn_id, request, 0, 0, [0; 16]);
                 return Handshake::Refused(format!("session 0x{id:x} from {addr}: {reason}"));
             }
@@ -369,7 +379,10 @@ impl Core {
                     }
                     Err(code) => {
                         self.send_reply(conn_id, header.xid, 0, code.code(), &Response::Empty);
-                        return Action::Close(format!("authentication failed for scheme {:?}", auth.scheme));
+                        return Action::Close(format!(
+                            "authentication failed for scheme {:?}",
+                            auth.scheme
+                        ));
                     }
                 }
             }
@@ -403,7 +416,13 @@ impl Core {
         }
     }
 
-    fn finish_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, result: Result<Response, ErrorCode>) {
+    fn finish_reply(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        zxid: i64,
+        result: Result<Response, ErrorCode>,
+    ) {
         match result {
             Ok(body) => self.send_reply(conn_id, xid, zxid, 0, &body),
             Err(code) => self.send_reply(conn_id, xid, zxid, code.code(), &Response::Empty),
@@ -444,8 +463,12 @@ impl Core {
         let identities = self.identities(conn_id);
         let rules = self.rules();
         match request {
-            Request::Create(r) => self.write_create(session_id, &identities, OpCode::Create, &r, -1),
-            Request::Create2(r) => self.write_create(session_id, &identities, OpCode::Create2, &r, -1),
+            Request::Create(r) => {
+                self.write_create(session_id, &identities, OpCode::Create, &r, -1)
+            }
+            Request::Create2(r) => {
+                self.write_create(session_id, &identities, OpCode::Create2, &r, -1)
+            }
             Request::CreateContainer(r) => {
                 self.write_create(session_id, &identities, OpCode::CreateContainer, &r, -1)
             }
@@ -500,7 +523,14 @@ impl Core {
             Request::Reconfig(_) => {
                 // A standalone server has no ensemble to reconfigure; ZooKeeper
                 // answers ReconfigDisabled unless reconfig is enabled.
-                let zxid = self.commit(session_id, &Txn::Error { code: ErrorCode::ReconfigDisabled.code() }).zxid;
+                let zxid = self
+                    .commit(
+                        session_id,
+                        &Txn::Error {
+                            code: ErrorCode::ReconfigDisabled.code(),
+                        },
+                    )
+                    .zxid;
                 (Err(ErrorCode::ReconfigDisabled), Some(zxid))
             }
             Request::Sasl(_) => (Err(ErrorCode::Unimplemented), None),
@@ -517,7 +547,8 @@ impl Core {
         request: &CreateRequest,
         ttl: i64,
     ) -> (Result<Response, ErrorCode>, Option<i64>) {
-        let prepared = Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
+        let prepared =
+            Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
         self.write(session_id, prepared, move |core, txn| {
             let Txn::Create { path, .. } = txn else {
                 return Response::Empty;
@@ -555,7 +586,12 @@ impl Core {
 
     /// Commits a multi part by part (one zxid for all), collecting each part's
     /// result as ZooKeeper reports it.
-    fn commit_multi(&mut self, session_id: i64, txn: &Txn, ops: &[MultiOp]) -> (i64, MultiResponse) {
+    fn commit_multi(
+        &mut self,
+        session_id: i64,
+        txn: &Txn,
+        ops: &[MultiOp],
+    ) -> (i64, MultiResponse) {
         let header = TxnHeader {
             zxid: self.last_zxid + 1,
             time: wall_clock_ms(),
@@ -628,7 +664,10 @@ impl Core {
             }
             Request::GetChildren2(r) => {
                 let (children, stat) = self.get_children(conn_id, identities, &r.path, r.watch)?;
-                Ok(Response::GetChildren2(GetChildren2Response { children, stat }))
+                Ok(Response::GetChildren2(GetChildren2Response {
+                    children,
+                    stat,
+                }))
             }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
@@ -647,9 +686,11 @@ impl Core {
             Request::GetAllChildrenNumber(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&node.acl, perms::READ, identities)?;
-                Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse {
-                    total_number: self.tree.descendant_count(&r.path) as i32,
-                }))
+                Ok(Response::GetAllChildrenNumber(
+                    GetAllChildrenNumberResponse {
+                        total_number: self.tree.descendant_count(&r.path) as i32,
+                    },
+                ))
             }
             Request::GetEphemerals(r) => {
                 let prefix = r.prefix_path.trim();
@@ -659,7 +700,9 @@ impl Core {
                     .into_iter()
                     .filter(|p| prefix.is_empty() || prefix == "/" || p.starts_with(&r.prefix_path))
                     .collect();
-                Ok(Response::GetEphemerals(GetEphemeralsResponse { ephemerals }))
+                Ok(Response::GetEphemerals(GetEphemeralsResponse {
+                    ephemerals,
+                }))
             }
             Request::WhoAmI => {
                 let client_info = identities
@@ -691,12 +734,21 @@ impl Core {
                         // ZooKeeper fails the whole request on a write inside multiRead.
                         _ => return Err(ErrorCode::MarshallingError),
                     };
-                    results.push(result.unwrap_or_else(|code| OpResult::Error { err: code.code() }));
+                    results
+                        .push(result.unwrap_or_else(|code| OpResult::Error { err: code.code() }));
                 }
                 Ok(Response::Multi(MultiResponse { results }))
             }
             Request::SetWatches(r) => {
-                self.set_watches(conn_id, r.relative_zxid, &r.data_watches, &r.exist_watches, &r.child_watches, &[], &[]);
+                self.set_watches(
+                    conn_id,
+                    r.relative_zxid,
+                    &r.data_watches,
+                    &r.exist_watches,
+                    &r.child_watches,
+                    &[],
+                    &[],
+                );
                 Ok(Response::Empty)
             }
             Request::SetWatches2(r) => {
@@ -713,8 +765,11 @@ impl Core {
             }
             Request::AddWatch(r) => {
                 let mode = AddWatchMode::from_i32(r.mode).ok_or(ErrorCode::BadArguments)?;
-                self.watches
-                    .add_persistent(&r.path, conn_id, mode == AddWatchMode::PersistentRecursive);
+                self.watches.add_persistent(
+                    &r.path,
+                    conn_id,
+                    mode == AddWatchMode::PersistentRecursive,
+                );
                 // ZooKeeper answers addWatch with an ErrorResponse body of 0.
                 Ok(Response::AddWatch(ErrorResponse { err: 0 }))
             }
@@ -788,7 +843,9 @@ impl Core {
         for path in data {
             match self.tree.get(path) {
                 None => missed.push((EventType::NodeDeleted, path)),
-                Some(node) if node.mzxid > relative_zxid => missed.push((EventType::NodeDataChanged, path)),
+                Some(node) if node.mzxid > relative_zxid => {
+                    missed.push((EventType::NodeDataChanged, path))
+                }
                 Some(_) => self.watches.add_data_watch(path, conn_id),
             }
         }
@@ -801,7 +858,9 @@ impl Core {
         for path in child {
             match self.tree.get(path) {
                 None => missed.push((EventType::NodeDeleted, path)),
-                Some(node) if node.pzxid > relative_zxid => missed.push((EventType::NodeChildrenChanged, path)),
+                Some(node) if node.pzxid > relative_zxid => {
+                    missed.push((EventType::NodeChildrenChanged, path))
+                }
                 Some(_) => self.watches.add_child_watch(path, conn_id),
             }
         }
@@ -825,4 +884,3 @@ impl Core {
         }
     }
 }
-

@@ -23,8 +23,8 @@ pub fn version_string() -> String {
 
 /// The words Canopy answers.
 pub const WORDS: [&str; 15] = [
-    "ruok", "srvr", "stat", "conf", "cons", "crst", "envi", "mntr", "srst", "wchs", "wchc",
-    "wchp", "dump", "isro", "dirs",
+    "ruok", "srvr", "stat", "conf", "cons", "crst", "envi", "mntr", "srst", "wchs", "wchc", "wchp",
+    "dump", "isro", "dirs",
 ];
 
 /// The word, if the first four bytes of a connection spell one.
@@ -102,7 +102,10 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
 
 fn latency_line(core: &Core) -> String {
     let (min, avg, max) = core.stats.latency.millis();
-    format!("Latency min/avg/max: {}/{:.4}/{}", min as u64, avg, max as u64)
+    format!(
+        "Latency min/avg/max: {}/{:.4}/{}",
+        min as u64, avg, max as u64
+    )
 }
 
 fn server_summary(core: &Core, with_clients: bool) -> String {
@@ -222,7 +225,10 @@ fn monitor(core: &Core) -> String {
         ("zk_avg_latency", format!("{avg:.4}")),
         ("zk_max_latency", format!("{}", max as u64)),
         ("zk_min_latency", format!("{}", min as u64)),
-        ("zk_packets_received", core.stats.packets_received.to_string()),
+        (
+            "zk_packets_received",
+            core.stats.packets_received.to_string(),
+        ),
         ("zk_packets_sent", core.stats.packets_sent.to_string()),
         ("zk_num_alive_connections", core.conns.len().to_string()),
         ("zk_outstanding_requests", "0".into()),
@@ -230,7 +236,10 @@ fn monitor(core: &Core) -> String {
         ("zk_watch_count", watches.to_string()),
         ("zk_watched_paths", watched_paths.to_string()),
         ("zk_ephemerals_count", ephemerals.to_string()),
-        ("zk_approximate_data_size", core.tree.approximate_data_size().to_string()),
+        (
+            "zk_approximate_data_size",
+            core.tree.approximate_data_size().to_string(),
+        ),
         ("zk_global_sessions", core.sessions.len().to_string()),
         ("zk_local_sessions", "0".into()),
         ("zk_last_zxid", format!("0x{:x}", core.last_zxid)),
@@ -246,7 +255,12 @@ fn dump(core: &Core) -> String {
     let mut out = String::from("SessionTracker dump:\n");
     let mut sessions: Vec<_> = core.sessions.iter().collect();
     sessions.sort_by_key(|s| s.expires_at);
-    let _ = writeln!(out, "Session Sets ({})/({}):", sessions.len(), sessions.len());
+    let _ = writeln!(
+        out,
+        "Session Sets ({})/({}):",
+        sessions.len(),
+        sessions.len()
+    );
     for session in sessions {
         let _ = writeln!(out, "0x{:x}\t{}ms", session.id, session.timeout_ms);
     }

@@ -9,7 +9,11 @@ use canopy::server::Server;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "canopy", version, about = "A ZooKeeper-compatible tree store and service registry")]
+#[command(
+    name = "canopy",
+    version,
+    about = "A ZooKeeper-compatible tree store and service registry"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -90,7 +90,16 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     let stop = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(writer, rx, stop.clone()));
 
-    let ending = read_loop(&core, conn_id, &mut reader, &mut buf, max_frame, handshake_timeout, &stop).await;
+    let ending = read_loop(
+        &core,
+        conn_id,
+        &mut reader,
+        &mut buf,
+        max_frame,
+        handshake_timeout,
+        &stop,
+    )
+    .await;
     match &ending {
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
         Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),

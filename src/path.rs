@@ -126,7 +126,17 @@ mod tests {
             assert!(validate(good, false).is_ok(), "{good}");
         }
         for bad in [
-            "", "a", "/a/", "//a", "/a//b", "/.", "/a/..", "/a/./b", "/a\0b", "/a\u{1}", "/\u{fff5}",
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/.",
+            "/a/..",
+            "/a/./b",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{fff5}",
         ] {
             assert!(validate(bad, false).is_err(), "{bad:?}");
         }

@@ -17,7 +17,9 @@ use canopy_protocol::{
 
 use crate::acl;
 use crate::path;
-use crate::tree::{NodeKind, Tree, CONFIG_PATH, CONTAINER_OWNER, MAX_TTL, QUOTA_PATH, ZOOKEEPER_PATH};
+use crate::tree::{
+    NodeKind, Tree, CONFIG_PATH, CONTAINER_OWNER, MAX_TTL, QUOTA_PATH, ZOOKEEPER_PATH,
+};
 use crate::txn::Txn;
 
 /// What the checks need to know of a node, possibly changed by earlier

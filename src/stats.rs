@@ -5,21 +5,11 @@ use std::time::{Instant, SystemTime};
 use canopy_protocol::OpCode;
 
 /// Server-wide request counters and latency (microseconds).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerStats {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub latency: Latency,
-}
-
-impl Default for ServerStats {
-    fn default() -> Self {
-        ServerStats {
-            packets_received: 0,
-            packets_sent: 0,
-            latency: Latency::default(),
-        }
-    }
 }
 
 impl ServerStats {

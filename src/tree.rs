@@ -297,7 +297,14 @@ impl Tree {
                 ephemeral_owner,
                 parent_cversion,
             } => {
-                self.create(header, path, data.clone(), acl, *ephemeral_owner, *parent_cversion)?;
+                self.create(
+                    header,
+                    path,
+                    data.clone(),
+                    acl,
+                    *ephemeral_owner,
+                    *parent_cversion,
+                )?;
                 events.push(TreeEvent::Created(path.clone()));
                 events.push(TreeEvent::ChildrenChanged(path::parent(path).to_string()));
             }
@@ -315,7 +322,8 @@ impl Tree {
                     .nodes
                     .get_mut(path)
                     .ok_or_else(|| ApplyError::NoNode(path.clone()))?;
-                self.data_size += data.as_ref().map_or(0, |d| d.len() as i64) - node.data_len() as i64;
+                self.data_size +=
+                    data.as_ref().map_or(0, |d| d.len() as i64) - node.data_len() as i64;
                 node.data = data.clone();
                 node.version = *version;
                 node.mzxid = header.zxid;
@@ -461,7 +469,12 @@ mod tests {
         let p = tree.get("/p").unwrap().stat();
         assert_eq!((p.cversion, p.num_children, p.pzxid, p.mzxid), (1, 1, 3, 2));
         let events = tree
-            .apply(&header(4), &Txn::Delete { path: "/p/a".into() })
+            .apply(
+                &header(4),
+                &Txn::Delete {
+                    path: "/p/a".into(),
+                },
+            )
             .unwrap();
         assert_eq!(
             events,
@@ -492,12 +505,18 @@ mod tests {
     #[test]
     fn containers_expire_only_after_having_had_children() {
         let mut tree = Tree::new();
-        tree.apply(&header(2), &create("/c", 1, CONTAINER_OWNER)).unwrap();
+        tree.apply(&header(2), &create("/c", 1, CONTAINER_OWNER))
+            .unwrap();
         assert!(tree.expired_containers(0).is_empty());
         tree.apply(&header(3), &create("/c/x", 1, 0)).unwrap();
         assert!(tree.expired_containers(0).is_empty());
-        tree.apply(&header(4), &Txn::Delete { path: "/c/x".into() })
-            .unwrap();
+        tree.apply(
+            &header(4),
+            &Txn::Delete {
+                path: "/c/x".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(tree.expired_containers(0), ["/c"]);
         assert_eq!(tree.get("/c").unwrap().stat().ephemeral_owner, 0);
     }

@@ -301,7 +301,9 @@ impl WatchManager {
         let mut out: HashMap<WatcherId, Vec<String>> = HashMap::new();
         for table in [&self.data, &self.child] {
             for (watcher, paths) in &table.by_watcher {
-                out.entry(*watcher).or_default().extend(paths.iter().cloned());
+                out.entry(*watcher)
+                    .or_default()
+                    .extend(paths.iter().cloned());
             }
         }
         for paths in out.values_mut() {

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(codec.decode(&mut buf).unwrap().unwrap().as_ref(), &[7, 8]);
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(&[2, 3]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().as_ref(), &[1, 2, 3]);
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap().as_ref(),
+            &[1, 2, 3]
+        );
     }
 
     #[test]

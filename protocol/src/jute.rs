@@ -244,7 +244,10 @@ mod tests {
 
     #[test]
     fn strings_are_length_prefixed_utf8() {
-        assert_eq!("/a".to_string().to_bytes().as_ref(), &[0, 0, 0, 2, b'/', b'a']);
+        assert_eq!(
+            "/a".to_string().to_bytes().as_ref(),
+            &[0, 0, 0, 2, b'/', b'a']
+        );
         assert_eq!(String::from_bytes(&[0, 0, 0, 2, b'/', b'a']).unwrap(), "/a");
     }
 }

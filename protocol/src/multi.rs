@@ -101,10 +101,7 @@ impl MultiOp {
     }
 }
 
-fn map<'a, T, U>(
-    parsed: IResult<&'a [u8], T>,
-    wrap: impl FnOnce(T) -> U,
-) -> IResult<&'a [u8], U> {
+fn map<T, U>(parsed: IResult<&[u8], T>, wrap: impl FnOnce(T) -> U) -> IResult<&[u8], U> {
     parsed.map(|(rest, value)| (rest, wrap(value)))
 }
 
@@ -147,17 +144,32 @@ impl Jute for MultiRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpResult {
     /// create: the created path.
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// create2, createContainer and createTTL (`op` says which): path and Stat.
-    Create2 { op: OpCode, path: String, stat: Stat },
+    Create2 {
+        op: OpCode,
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
     Check,
-    GetChildren { children: Vec<String> },
-    GetData { data: Option<Bytes>, stat: Stat },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetData {
+        data: Option<Bytes>,
+        stat: Stat,
+    },
     /// A failed operation, or (when another operation of a failed multi is to
     /// blame) 0 for those before it and RuntimeInconsistency for those after.
-    Error { err: i32 },
+    Error {
+        err: i32,
+    },
 }
 
 impl OpResult {
@@ -195,10 +207,12 @@ impl Jute for MultiResponse {
                     OpResult::Create { path: r.path }
                 })?,
                 Some(op @ (OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl)) => {
-                    map(Create2Response::decode(after_header), |r| OpResult::Create2 {
-                        op,
-                        path: r.path,
-                        stat: r.stat,
+                    map(Create2Response::decode(after_header), |r| {
+                        OpResult::Create2 {
+                            op,
+                            path: r.path,
+                            stat: r.stat,
+                        }
                     })?
                 }
                 Some(OpCode::Delete) => (after_header, OpResult::Delete),
@@ -206,13 +220,11 @@ impl Jute for MultiResponse {
                 Some(OpCode::SetData) => map(StatResponse::decode(after_header), |r| {
                     OpResult::SetData { stat: r.stat }
                 })?,
-                Some(OpCode::GetChildren) => {
-                    map(GetChildrenResponse::decode(after_header), |r| {
-                        OpResult::GetChildren {
-                            children: r.children,
-                        }
-                    })?
-                }
+                Some(OpCode::GetChildren) => map(GetChildrenResponse::decode(after_header), |r| {
+                    OpResult::GetChildren {
+                        children: r.children,
+                    }
+                })?,
                 Some(OpCode::GetData) => map(GetDataResponse::decode(after_header), |r| {
                     OpResult::GetData {
                         data: r.data,

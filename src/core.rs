@@ -429,6 +429,12 @@ impl Core {
         }
     }
 
+    /// Answers a request with an error and no body.
+    pub fn reply_error(&mut self, conn_id: ConnId, xid: i32, code: ErrorCode) {
+        let zxid = self.last_zxid;
+        self.send_reply(conn_id, xid, zxid, code.code(), &Response::Empty);
+    }
+
     fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.sent += 1;

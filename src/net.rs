@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use canopy_protocol::{ConnectRequest, FrameCodec, Jute, Request};
+use canopy_protocol::{
+    ConnectRequest, DecodeError, ErrorCode, FrameCodec, Jute, Request, RequestHeader,
+};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -147,6 +149,15 @@ async fn read_loop(
             }
             let (header, request) = match Request::decode_frame(&frame) {
                 Ok(decoded) => decoded,
+                Err(err @ DecodeError::UnknownOpCode(_)) => {
+                    // As ZooKeeper's UnimplementedRequestProcessor: answer the
+                    // xid with Unimplemented, then close.
+                    if let Ok((_, header)) = RequestHeader::decode(&frame) {
+                        core.lock()
+                            .reply_error(conn_id, header.xid, ErrorCode::Unimplemented);
+                    }
+                    return Ending::Closed(format!("malformed request: {err}"));
+                }
                 Err(err) => return Ending::Closed(format!("malformed request: {err}")),
             };
             if let Action::Close(reason) = core.lock().process(conn_id, header, request) {

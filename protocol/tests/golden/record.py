@@ -140,11 +140,15 @@ class Proxy:
         return os.path.join(self.out_dir, stem + ".txt")
 
     def accept_loop(self) -> None:
+        self.listener.settimeout(0.2)  # so that stop() is noticed
         while not self.stopping.is_set():
             try:
                 client, _addr = self.listener.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             with self.lock:
                 if self.holding:
                     client.close()
@@ -211,21 +215,21 @@ class Proxy:
                 dst.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-            if arrow == ">":
-                # the server usually closes right after; make sure we do not
-                # hang on a server that keeps the socket open
-                pass
             rec.direction_finished()
             if rec.closed:
                 self._forget(rec)
 
     # -- control -----------------------------------------------------------
     def control_loop(self) -> None:
+        self.control.settimeout(0.2)
         while not self.stopping.is_set():
             try:
                 conn, _ = self.control.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             threading.Thread(target=self.serve_control, args=(conn,), daemon=True).start()
 
     def serve_control(self, conn: socket.socket) -> None:

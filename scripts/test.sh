@@ -24,6 +24,8 @@ fi
 echo "== Rust: build, unit and integration tests"
 cargo build --workspace --all-targets
 cargo test --workspace
+echo "== example: a provider and a consumer find each other through an embedded Canopy"
+cargo run -q --example registry_demo
 
 echo "== client compatibility: kazoo, zkCli.sh and the Dubbo flow against Canopy"
 CANOPY_BIN="$PWD/target/debug/canopy" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat

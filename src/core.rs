@@ -429,10 +429,10 @@ impl Core {
         }
     }
 
-    /// Answers a request with an error and no body.
+    /// Answers a request that never reached processing (an unknown opcode)
+    /// with an error; like ZooKeeper, with zxid -1.
     pub fn reply_error(&mut self, conn_id: ConnId, xid: i32, code: ErrorCode) {
-        let zxid = self.last_zxid;
-        self.send_reply(conn_id, xid, zxid, code.code(), &Response::Empty);
+        self.send_reply(conn_id, xid, -1, code.code(), &Response::Empty);
     }
 
     fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {

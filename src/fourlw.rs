@@ -4,6 +4,7 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
+use canopy_protocol::OpCode;
 use parking_lot::Mutex;
 
 use crate::core::Core;
@@ -35,7 +36,8 @@ pub fn detect(first: &[u8]) -> Option<&'static str> {
 /// The full answer to a word (the connection is closed after it).
 pub fn answer(core: &Mutex<Core>, word: &str) -> String {
     let mut core = core.lock();
-    if !core.config.allows_word(word) {
+    // ZooKeeper always answers srvr, whatever the allow-list says.
+    if word != "srvr" && !core.config.allows_word(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     match word {
@@ -78,6 +80,7 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
                     let _ = writeln!(out, "\t{path}");
                 }
             }
+            out.push('\n');
             out
         }
         "wchp" => {
@@ -91,6 +94,7 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
                     let _ = writeln!(out, "\t0x{session:x}");
                 }
             }
+            out.push('\n');
             out
         }
         "dump" => dump(&core),
@@ -100,12 +104,57 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
     }
 }
 
+/// A double as Java prints it: `3.0`, `0.25`.
+fn java_double(value: f64) -> String {
+    let rounded = (value * 10_000.0).round() / 10_000.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.1}")
+    } else {
+        format!("{rounded}")
+    }
+}
+
 fn latency_line(core: &Core) -> String {
     let (min, avg, max) = core.stats.latency.millis();
     format!(
-        "Latency min/avg/max: {}/{:.4}/{}",
-        min as u64, avg, max as u64
+        "Latency min/avg/max: {}/{}/{}",
+        min as u64,
+        java_double(avg),
+        max as u64
     )
+}
+
+/// The abbreviations ZooKeeper shows as a connection's last operation.
+fn short_op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::SetData => "SETD",
+        OpCode::GetAcl => "GETA",
+        OpCode::SetAcl => "SETA",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::Sync => "SYNC",
+        OpCode::Ping => "PING",
+        OpCode::Check => "CHEC",
+        OpCode::Multi => "MULT",
+        OpCode::MultiRead => "MLTR",
+        OpCode::Reconfig => "RECO",
+        OpCode::CheckWatches => "CHKW",
+        OpCode::RemoveWatches => "REMW",
+        OpCode::AddWatch => "ADDW",
+        OpCode::SetWatches => "SETW",
+        OpCode::SetWatches2 => "STW2",
+        OpCode::WhoAmI => "HOMI",
+        OpCode::GetEphemerals => "GETE",
+        OpCode::GetAllChildrenNumber => "GETACN",
+        OpCode::CloseSession => "CLOS",
+        OpCode::CreateSession => "SESS",
+        OpCode::Auth => "AUTH",
+        OpCode::Sasl => "SASL",
+        OpCode::Error | OpCode::Notification => "NA",
+    }
 }
 
 fn server_summary(core: &Core, with_clients: bool) -> String {
@@ -156,7 +205,7 @@ fn connection_lines(core: &Core, full: bool) -> Vec<String> {
                     line,
                     ",sid=0x{:x},lop={},est={},to={}",
                     conn.session_id,
-                    s.last_op.map_or("NA", |op| op.name()),
+                    s.last_op.map_or("NA", short_op_name),
                     millis_since_epoch(s.established),
                     conn.timeout_ms
                 );
@@ -166,11 +215,11 @@ fn connection_lines(core: &Core, full: bool) -> Vec<String> {
                 if let Some(last) = s.last_response {
                     let _ = write!(
                         line,
-                        ",lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+                        ",lresp={},llat={},minlat={},avglat={},maxlat={}",
                         millis_since_epoch(last),
-                        max as u64,
+                        s.latency.last_micros / 1000,
                         min as u64,
-                        avg,
+                        avg as u64,
                         max as u64
                     );
                 }
@@ -185,6 +234,7 @@ fn conf(core: &Core) -> String {
     let c = &core.config;
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", c.port);
+    let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "clientPortAddress={}", c.bind);
     let _ = writeln!(out, "dataDir={}", c.data_dir.display());
     let _ = writeln!(out, "dataDirSize=0");
@@ -222,7 +272,7 @@ fn monitor(core: &Core) -> String {
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", version_string()),
         ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_avg_latency", java_double(avg)),
         ("zk_max_latency", format!("{}", max as u64)),
         ("zk_min_latency", format!("{}", min as u64)),
         (
@@ -243,6 +293,8 @@ fn monitor(core: &Core) -> String {
         ("zk_global_sessions", core.sessions.len().to_string()),
         ("zk_local_sessions", "0".into()),
         ("zk_last_zxid", format!("0x{:x}", core.last_zxid)),
+        ("zk_uptime", core.now_ms().to_string()),
+        ("zk_auth_failed_count", "0".into()),
     ];
     let mut out = String::new();
     for (key, value) in lines {
@@ -253,16 +305,29 @@ fn monitor(core: &Core) -> String {
 
 fn dump(core: &Core) -> String {
     let mut out = String::from("SessionTracker dump:\n");
-    let mut sessions: Vec<_> = core.sessions.iter().collect();
-    sessions.sort_by_key(|s| s.expires_at);
+    let mut buckets: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+    for session in core.sessions.iter() {
+        buckets
+            .entry(session.expires_at)
+            .or_default()
+            .push(session.id);
+    }
     let _ = writeln!(
         out,
         "Session Sets ({})/({}):",
-        sessions.len(),
-        sessions.len()
+        buckets.len(),
+        core.sessions.len()
     );
-    for session in sessions {
-        let _ = writeln!(out, "0x{:x}\t{}ms", session.id, session.timeout_ms);
+    // Buckets are on the monotonic clock; print them as wall-clock dates.
+    let wall_now = crate::core::wall_clock_ms();
+    let mono_now = core.now_ms() as i64;
+    for (expires_at, mut ids) in buckets {
+        ids.sort();
+        let when = wall_now + (expires_at as i64 - mono_now);
+        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(when));
+        for id in ids {
+            let _ = writeln!(out, "\t0x{id:x}");
+        }
     }
     let _ = writeln!(out, "ephemeral nodes dump:");
     let mut owners: Vec<_> = core.tree.all_ephemerals().collect();
@@ -279,6 +344,38 @@ fn dump(core: &Core) -> String {
     out
 }
 
+/// Milliseconds since the epoch as Java's `Date.toString()` prints them in
+/// UTC: `Sun Nov 22 00:09:59 UTC 2026`.
+fn java_date(epoch_ms: i64) -> String {
+    let secs = epoch_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        year
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +385,19 @@ mod tests {
         assert_eq!(detect(b"ruok"), Some("ruok"));
         assert_eq!(detect(b"abcd"), None);
         assert_eq!(detect(&[0, 0, 0, 44]), None);
+    }
+
+    #[test]
+    fn dates_print_like_java() {
+        // 2026-11-22 00:09:59 UTC was a Sunday.
+        assert_eq!(java_date(1_795_306_199_000), "Sun Nov 22 00:09:59 UTC 2026");
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+    }
+
+    #[test]
+    fn doubles_print_like_java() {
+        assert_eq!(java_double(3.0), "3.0");
+        assert_eq!(java_double(0.25), "0.25");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub struct Latency {
     pub total_micros: u64,
     pub min_micros: u64,
     pub max_micros: u64,
+    pub last_micros: u64,
 }
 
 impl Latency {
@@ -38,6 +39,7 @@ impl Latency {
             self.min_micros = micros;
         }
         self.max_micros = self.max_micros.max(micros);
+        self.last_micros = micros;
         self.count += 1;
         self.total_micros += micros;
     }

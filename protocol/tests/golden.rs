@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use canopy_protocol::{
-    build_frame, xid, ConnectRequest, ConnectResponse, Jute, OpCode, ReplyHeader, Request,
-    Response, WatcherEvent,
+    build_frame, xid, ConnectRequest, ConnectResponse, DecodeError, Jute, OpCode, ReplyHeader,
+    Request, RequestHeader, Response, WatcherEvent,
 };
 
 /// One recorded frame: direction (true = client to server) and its bytes,
@@ -19,7 +19,7 @@ struct Frame {
 }
 
 fn parse_hex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd hex length");
+    assert!(text.len().is_multiple_of(2), "odd hex length");
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
@@ -101,8 +101,19 @@ fn check_connection(file: &Path) -> Vec<OpCode> {
             continue;
         }
         if frame.from_client {
-            let (header, request) =
-                Request::decode_frame(content).unwrap_or_else(|e| panic!("{at}: request: {e}"));
+            let (header, request) = match Request::decode_frame(content) {
+                Ok(decoded) => decoded,
+                // A recording may hold a deliberately unknown opcode: it must be
+                // refused as such, and ZooKeeper's answer is an error reply.
+                Err(DecodeError::UnknownOpCode(code)) => {
+                    let (_, header) = RequestHeader::decode(content)
+                        .unwrap_or_else(|_| panic!("{at}: request header"));
+                    assert_eq!(header.op_type, code);
+                    pending.insert(header.xid, OpCode::Error);
+                    continue;
+                }
+                Err(e) => panic!("{at}: request: {e}"),
+            };
             let again = build_frame(|out| request.encode_frame(header.xid, out));
             assert_eq!(again.as_ref(), frame.bytes.as_slice(), "{at}: re-encoded");
             pending.insert(header.xid, request.op_code());
@@ -130,7 +141,7 @@ fn check_connection(file: &Path) -> Vec<OpCode> {
                             .get(&other)
                             .unwrap_or_else(|| panic!("{at}: reply to unknown xid {other}")),
                     };
-                    let response = if header.err != 0 {
+                    let response = if header.err != 0 || op == OpCode::Error {
                         assert!(rest.is_empty(), "{at}: an error reply has no body");
                         Response::Empty
                     } else {

@@ -188,10 +188,11 @@ def zkcli_command(server: str, *args: str, java_props: Sequence[str] = ()) -> Li
     interactive (reads commands from stdin; jline is not installed on Debian,
     so input is read line by line).
 
-    We call ``java ... org.apache.zookeeper.ZooKeeperMain`` directly rather
-    than ``/usr/share/zookeeper/bin/zkCli.sh`` because the wrapper wants to
-    log to /var/log/zookeeper and has no SLF4J binding; the command line is
-    otherwise the same as ``zkCli.sh -server <server> <args...>``.
+    This is equivalent to ``/usr/share/zookeeper/bin/zkCli.sh -server
+    <server> <args...>`` (:data:`ZKCLI`, which also works and prints the
+    same), but calls ``java ... org.apache.zookeeper.ZooKeeperMain``
+    directly with our classpath so it does not depend on the wrapper and
+    /etc/zookeeper/conf.
     """
     return [
         JAVA,

@@ -395,24 +395,24 @@ impl Core {
                 let xid = header.xid;
                 let (result, zxid_override) = self.execute(conn_id, session_id, request);
                 if let Some(zxid) = zxid_override {
-                    self.record_latency(conn_id, op, started);
+                    self.record_latency(conn_id, op, header.xid, started);
                     self.finish_reply(conn_id, xid, zxid, result);
                     return Action::Continue;
                 }
                 (xid, result, Action::Continue)
             }
         };
-        self.record_latency(conn_id, op, started);
+        self.record_latency(conn_id, op, header.xid, started);
         let zxid = self.last_zxid;
         self.finish_reply(conn_id, reply_xid, zxid, result);
         action
     }
 
-    fn record_latency(&mut self, conn_id: ConnId, op: OpCode, started: Instant) {
+    fn record_latency(&mut self, conn_id: ConnId, op: OpCode, xid: i32, started: Instant) {
         let micros = started.elapsed().as_micros() as u64;
         self.stats.record(micros);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.stats.record(op, micros, self.last_zxid);
+            conn.stats.record(op, xid, micros, self.last_zxid);
         }
     }
 

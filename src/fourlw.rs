@@ -210,7 +210,7 @@ fn connection_lines(core: &Core, full: bool) -> Vec<String> {
                     conn.timeout_ms
                 );
                 if s.last_zxid >= 0 {
-                    let _ = write!(line, ",lcxid=0x0,lzxid=0x{:x}", s.last_zxid);
+                    let _ = write!(line, ",lcxid=0x{:x},lzxid=0x{:x}", s.last_cxid, s.last_zxid);
                 }
                 if let Some(last) = s.last_response {
                     let _ = write!(

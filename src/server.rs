@@ -41,7 +41,11 @@ impl Server {
         let secret = load_secret(&config)?;
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let local_addr = listener.local_addr()?;
-        let config = Arc::new(config);
+        // Report the port actually bound (port 0 picks a free one).
+        let config = Arc::new(Config {
+            port: local_addr.port(),
+            ..config
+        });
         let core = Arc::new(Mutex::new(Core::new(config.clone(), secret)));
         let shutdown = CancellationToken::new();
 

@@ -65,6 +65,7 @@ pub struct ConnStats {
     pub established: SystemTime,
     pub established_at: Instant,
     pub last_op: Option<OpCode>,
+    pub last_cxid: i32,
     pub last_zxid: i64,
     pub last_response: Option<SystemTime>,
     pub latency: Latency,
@@ -78,14 +79,16 @@ impl ConnStats {
             established: SystemTime::now(),
             established_at: Instant::now(),
             last_op: None,
+            last_cxid: 0,
             last_zxid: -1,
             last_response: None,
             latency: Latency::default(),
         }
     }
 
-    pub fn record(&mut self, op: OpCode, micros: u64, zxid: i64) {
+    pub fn record(&mut self, op: OpCode, xid: i32, micros: u64, zxid: i64) {
         self.last_op = Some(op);
+        self.last_cxid = xid;
         self.last_zxid = zxid;
         self.last_response = Some(SystemTime::now());
         self.latency.record(micros);

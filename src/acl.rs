@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use canopy_protocol::{perms, Acl, ErrorCode, Id};
+use canopy_protocol::{Acl, ErrorCode, Id};
 use sha1::{Digest, Sha1};
 
 /// `user:base64(sha1("user:password"))`: the id a digest ACL names, from the
@@ -189,12 +189,10 @@ pub fn authenticate(
     }
 }
 
-/// The permission every read of data or children needs.
-pub const READ: i32 = perms::READ;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use canopy_protocol::perms;
 
     #[test]
     fn digest_matches_zookeeper() {

@@ -690,8 +690,7 @@ impl Core {
             }
             Request::Sync(r) => Ok(Response::Sync(SyncResponse { path: r.path })),
             Request::GetAllChildrenNumber(r) => {
-                let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&node.acl, perms::READ, identities)?;
+                self.readable(&r.path, identities)?;
                 Ok(Response::GetAllChildrenNumber(
                     GetAllChildrenNumberResponse {
                         total_number: self.tree.descendant_count(&r.path) as i32,
@@ -799,6 +798,13 @@ impl Core {
         }
     }
 
+    /// The node at `path`, if it exists and the identities may read it.
+    fn readable(&self, path: &str, identities: &[Id]) -> Result<&crate::tree::Node, ErrorCode> {
+        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, perms::READ, identities)?;
+        Ok(node)
+    }
+
     fn get_data(
         &mut self,
         conn_id: ConnId,
@@ -806,8 +812,7 @@ impl Core {
         path: &str,
         watch: bool,
     ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
-        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perms::READ, identities)?;
+        let node = self.readable(path, identities)?;
         let result = (node.data.clone(), node.stat());
         if watch {
             self.watches.add_data_watch(path, conn_id);
@@ -822,8 +827,7 @@ impl Core {
         path: &str,
         watch: bool,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
-        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perms::READ, identities)?;
+        let node = self.readable(path, identities)?;
         let result = (node.children.iter().cloned().collect(), node.stat());
         if watch {
             self.watches.add_child_watch(path, conn_id);

@@ -12,12 +12,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use canopy_protocol::{
-    build_frame, notification_frame, perms, reply_frame, xid, AddWatchMode, ClientInfo,
-    ConnectRequest, ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode,
-    ErrorResponse, GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response,
-    GetChildrenResponse, GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp,
-    MultiResponse, OpCode, OpResult, ReplyHeader, Request, RequestHeader, Response, Stat,
-    StatResponse, SyncResponse, WatcherEvent, WatcherType, WhoAmIResponse,
+    build_frame, notification_frame, perms, reply_frame, AddWatchMode, ClientInfo, ConnectRequest,
+    ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode, ErrorResponse,
+    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
+    GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp, MultiResponse, OpCode,
+    OpResult, ReplyHeader, Request, RequestHeader, Response, Stat, StatResponse, SyncResponse,
+    WatcherEvent, WatcherType, WhoAmIResponse,
 };
 use tokio::sync::mpsc;
 
@@ -361,8 +361,8 @@ impl Core {
         }
         let op = request.op_code();
         let started = Instant::now();
-        let (reply_xid, result, action) = match request {
-            Request::Ping => (xid::PING, Ok(Response::Empty), Action::Continue),
+        let result = match request {
+            Request::Ping => Ok(Response::Empty),
             Request::Auth(auth) => {
                 let super_digest = self.config.super_digest.as_deref();
                 match acl::authenticate(&auth.scheme, &auth.auth, super_digest) {
@@ -391,21 +391,14 @@ impl Core {
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
                 return Action::Close("client closed its session".into());
             }
-            request => {
-                let xid = header.xid;
-                let (result, zxid_override) = self.execute(conn_id, session_id, request);
-                if let Some(zxid) = zxid_override {
-                    self.record_latency(conn_id, op, header.xid, started);
-                    self.finish_reply(conn_id, xid, zxid, result);
-                    return Action::Continue;
-                }
-                (xid, result, Action::Continue)
-            }
+            request => self.execute(conn_id, session_id, request),
         };
         self.record_latency(conn_id, op, header.xid, started);
+        // After a write this is the write's own zxid (refused writes take one
+        // too); reads answer with the last applied zxid, as ZooKeeper does.
         let zxid = self.last_zxid;
-        self.finish_reply(conn_id, reply_xid, zxid, result);
-        action
+        self.finish_reply(conn_id, header.xid, zxid, result);
+        Action::Continue
     }
 
     fn record_latency(&mut self, conn_id: ConnId, op: OpCode, xid: i32, started: Instant) {
@@ -457,15 +450,13 @@ impl Core {
             .unwrap_or_default()
     }
 
-    /// Runs a request. For writes the second value is the zxid of the change
-    /// (ZooKeeper gives refused writes a zxid too); reads answer with the
-    /// last applied zxid.
+    /// Runs a request other than ping, auth and closeSession.
     fn execute(
         &mut self,
         conn_id: ConnId,
         session_id: i64,
         request: Request,
-    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+    ) -> Result<Response, ErrorCode> {
         let identities = self.identities(conn_id);
         let rules = self.rules();
         match request {
@@ -523,25 +514,19 @@ impl Core {
             Request::Multi(multi) => {
                 let (txn, _ok) =
                     Prep::new(&self.tree, session_id, &identities, rules).multi(&multi.ops);
-                let header = self.commit_multi(session_id, &txn, &multi.ops);
-                (Ok(Response::Multi(header.1)), Some(header.0))
+                Ok(Response::Multi(
+                    self.commit_multi(session_id, &txn, &multi.ops),
+                ))
             }
             Request::Reconfig(_) => {
                 // A standalone server has no ensemble to reconfigure; ZooKeeper
                 // answers ReconfigDisabled unless reconfig is enabled.
-                let zxid = self
-                    .commit(
-                        session_id,
-                        &Txn::Error {
-                            code: ErrorCode::ReconfigDisabled.code(),
-                        },
-                    )
-                    .zxid;
-                (Err(ErrorCode::ReconfigDisabled), Some(zxid))
+                self.write(session_id, Err(ErrorCode::ReconfigDisabled), |_, _| {
+                    Response::Empty
+                })
             }
-            Request::Sasl(_) => (Err(ErrorCode::Unimplemented), None),
-            Request::CreateSession(_) => (Err(ErrorCode::Unimplemented), None),
-            read => (self.read(conn_id, session_id, &identities, read), None),
+            Request::Sasl(_) | Request::CreateSession(_) => Err(ErrorCode::Unimplemented),
+            read => self.read(conn_id, session_id, &identities, read),
         }
     }
 
@@ -552,7 +537,7 @@ impl Core {
         op: OpCode,
         request: &CreateRequest,
         ttl: i64,
-    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+    ) -> Result<Response, ErrorCode> {
         let prepared =
             Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
         self.write(session_id, prepared, move |core, txn| {
@@ -577,34 +562,29 @@ impl Core {
         session_id: i64,
         prepared: Result<Txn, ErrorCode>,
         reply: impl FnOnce(&Core, &Txn) -> Response,
-    ) -> (Result<Response, ErrorCode>, Option<i64>) {
+    ) -> Result<Response, ErrorCode> {
         match prepared {
             Ok(txn) => {
-                let header = self.commit(session_id, &txn);
-                (Ok(reply(self, &txn)), Some(header.zxid))
+                self.commit(session_id, &txn);
+                Ok(reply(self, &txn))
             }
             Err(code) => {
-                let header = self.commit(session_id, &Txn::Error { code: code.code() });
-                (Err(code), Some(header.zxid))
+                self.commit(session_id, &Txn::Error { code: code.code() });
+                Err(code)
             }
         }
     }
 
     /// Commits a multi part by part (one zxid for all), collecting each part's
     /// result as ZooKeeper reports it.
-    fn commit_multi(
-        &mut self,
-        session_id: i64,
-        txn: &Txn,
-        ops: &[MultiOp],
-    ) -> (i64, MultiResponse) {
+    fn commit_multi(&mut self, session_id: i64, txn: &Txn, ops: &[MultiOp]) -> MultiResponse {
         let header = TxnHeader {
             zxid: self.last_zxid + 1,
             time: wall_clock_ms(),
             session_id,
         };
         let Txn::Multi(parts) = txn else {
-            return (header.zxid, MultiResponse::default());
+            return MultiResponse::default();
         };
         let mut results = Vec::with_capacity(parts.len());
         for (part, op) in parts.iter().zip(ops) {
@@ -631,7 +611,7 @@ impl Core {
         }
         // An empty multi still takes its zxid.
         self.last_zxid = header.zxid;
-        (header.zxid, MultiResponse { results })
+        MultiResponse { results }
     }
 
     fn stat_of(&self, path: &str) -> Stat {

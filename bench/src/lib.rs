@@ -1,0 +1,1 @@
+//! `canopy bench`: workloads against any ZooKeeper-compatible server (issue 5).

@@ -32,6 +32,19 @@ pub struct Config {
     pub four_letter_words: Vec<String>,
     /// This server's id, the high byte of the session ids it issues.
     pub server_id: u8,
+    /// Whether the write-ahead log is fsync'd before writes are acknowledged
+    /// (ZooKeeper's forceSync). Off only for benchmarks: a crash then loses
+    /// acknowledged writes.
+    pub fsync: bool,
+    /// A snapshot is taken after this many change records...
+    pub snapshot_every_txns: u64,
+    /// ...or this many bytes of log, whichever comes first.
+    pub snapshot_every_log_bytes: u64,
+    /// A log segment is closed and a new one started past this size.
+    pub log_segment_bytes: u64,
+    /// Snapshots kept (with the log needed to replay from the oldest); older
+    /// ones are purged, as ZooKeeper's autopurge.snapRetainCount does.
+    pub snapshots_retained: usize,
 }
 
 impl Default for Config {
@@ -50,6 +63,11 @@ impl Default for Config {
             super_digest: None,
             four_letter_words: vec!["*".to_string()],
             server_id: 0,
+            fsync: true,
+            snapshot_every_txns: 100_000,
+            snapshot_every_log_bytes: 64 * 1024 * 1024,
+            log_segment_bytes: 64 * 1024 * 1024,
+            snapshots_retained: 3,
         }
     }
 }
@@ -71,6 +89,11 @@ pub struct Overrides {
     pub super_digest: Option<String>,
     pub four_letter_words: Option<Vec<String>>,
     pub server_id: Option<u8>,
+    pub fsync: Option<bool>,
+    pub snapshot_every_txns: Option<u64>,
+    pub snapshot_every_log_bytes: Option<u64>,
+    pub log_segment_bytes: Option<u64>,
+    pub snapshots_retained: Option<usize>,
 }
 
 impl Overrides {
@@ -103,7 +126,12 @@ impl Config {
                 ttl_enabled,
                 container_check_interval_ms,
                 four_letter_words,
-                server_id
+                server_id,
+                fsync,
+                snapshot_every_txns,
+                snapshot_every_log_bytes,
+                log_segment_bytes,
+                snapshots_retained
             );
             if layer.super_digest.is_some() {
                 config.super_digest = layer.super_digest.clone();

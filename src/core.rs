@@ -19,13 +19,14 @@ use canopy_protocol::{
     OpResult, ReplyHeader, Request, RequestHeader, Response, Stat, StatResponse, SyncResponse,
     WatcherEvent, WatcherType, WhoAmIResponse,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::acl;
 use crate::config::Config;
 use crate::prep::{Prep, PrepRules};
 use crate::session::SessionTracker;
 use crate::stats::{ConnStats, ServerStats};
+use crate::storage::{files, Recovered, SnapshotJob, Storage};
 use crate::tree::Tree;
 use crate::txn::{Txn, TxnHeader};
 use crate::watch::{Notification, WatchManager};
@@ -36,8 +37,9 @@ pub type ConnId = u64;
 /// What the writer task of a connection is asked to do.
 #[derive(Debug)]
 pub enum Outbound {
-    /// Write a complete frame (length prefix included).
-    Frame(Bytes),
+    /// Write a complete frame (length prefix included), once every change up
+    /// to zxid `after` is on disk.
+    Frame { frame: Bytes, after: i64 },
     /// Flush what is queued, then close the connection.
     Close(String),
 }
@@ -56,9 +58,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn send(&self, frame: Bytes) {
+    /// Queues a frame that shows the state as of zxid `after`: it goes out
+    /// only once that zxid is durable.
+    fn send(&self, frame: Bytes, after: i64) {
         // A closed channel means the connection is going away; nothing to do.
-        let _ = self.out.send(Outbound::Frame(frame));
+        let _ = self.out.send(Outbound::Frame { frame, after });
     }
 }
 
@@ -102,10 +106,58 @@ pub struct Core {
     pub stats: ServerStats,
     started: Instant,
     next_conn_id: ConnId,
+    /// The write-ahead log and snapshots; `None` keeps everything in memory.
+    storage: Option<Storage>,
+    /// The highest zxid on disk: frames wait for it (see [`Outbound`]).
+    durable: Arc<watch::Sender<i64>>,
 }
 
 impl Core {
+    /// A server that keeps everything in memory (for tests of the core).
     pub fn new(config: Arc<Config>, secret: [u8; 16]) -> Core {
+        let durable = Arc::new(watch::Sender::new(0));
+        Core::build(config, secret, Tree::new(), 0, None, durable)
+    }
+
+    /// A server that continues from what was recovered from its data folder,
+    /// logging every change to `storage`.
+    ///
+    /// The zxid epoch is bumped, as ZooKeeper does on every start, so new
+    /// zxids are above anything a client saw before the restart. Recovered
+    /// sessions get their full timeout again, counted from now: their clients
+    /// may come back and find their ephemeral nodes.
+    pub fn restore(
+        config: Arc<Config>,
+        secret: [u8; 16],
+        recovered: Recovered,
+        storage: Storage,
+        durable: Arc<watch::Sender<i64>>,
+    ) -> Core {
+        let last_zxid = (files::epoch(recovered.last_zxid) + 1) << 32;
+        durable.send_replace(last_zxid);
+        let mut core = Core::build(
+            config,
+            secret,
+            recovered.tree,
+            last_zxid,
+            Some(storage),
+            durable,
+        );
+        let now = core.now_ms();
+        for (id, timeout_ms) in recovered.sessions {
+            core.sessions.add(id, timeout_ms, now);
+        }
+        core
+    }
+
+    fn build(
+        config: Arc<Config>,
+        secret: [u8; 16],
+        tree: Tree,
+        last_zxid: i64,
+        storage: Option<Storage>,
+        durable: Arc<watch::Sender<i64>>,
+    ) -> Core {
         let sessions = SessionTracker::new(
             config.tick_time_ms,
             config.server_id,
@@ -114,15 +166,62 @@ impl Core {
         );
         Core {
             config,
-            tree: Tree::new(),
+            tree,
             sessions,
             watches: WatchManager::default(),
             conns: HashMap::new(),
             session_conns: HashMap::new(),
-            last_zxid: 0,
+            last_zxid,
             stats: ServerStats::default(),
             started: Instant::now(),
             next_conn_id: 1,
+            storage,
+            durable,
+        }
+    }
+
+    /// Watches the durable zxid (connections wait on it before sending).
+    pub fn durable_zxid(&self) -> watch::Receiver<i64> {
+        self.durable.subscribe()
+    }
+
+    /// Figures of the log writer, if there is a log.
+    pub fn wal_stats(&self) -> Option<Arc<crate::storage::WalStats>> {
+        self.storage.as_ref().map(|s| s.wal_stats().clone())
+    }
+
+    /// Writes what is queued to the log and stops the writer.
+    pub fn close_storage(&mut self) {
+        if let Some(storage) = self.storage.as_mut() {
+            storage.close();
+        }
+    }
+
+    /// The zxid the next change gets: the next counter value, or the first of
+    /// a new epoch when the 32-bit counter runs out.
+    fn next_zxid(&self) -> i64 {
+        if files::counter(self.last_zxid) == 0xffff_ffff {
+            ((files::epoch(self.last_zxid) + 1) << 32) | 1
+        } else {
+            self.last_zxid + 1
+        }
+    }
+
+    /// Hands an applied change to the log (or, in memory, marks it durable at
+    /// once) and starts a snapshot when one is due.
+    fn log(&mut self, header: &TxnHeader, txn: &Txn) {
+        let Some(storage) = self.storage.as_mut() else {
+            self.durable.send_replace(header.zxid);
+            return;
+        };
+        storage.log(header, txn);
+        if storage.snapshot_due() {
+            let job = SnapshotJob {
+                zxid: self.last_zxid,
+                nodes: self.tree.frozen(),
+                sessions: self.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect(),
+            };
+            storage.start_snapshot(job);
         }
     }
 
@@ -174,11 +273,12 @@ impl Core {
     /// notifications it causes. Returns the header it was applied with.
     pub fn commit(&mut self, session_id: i64, txn: &Txn) -> TxnHeader {
         let header = TxnHeader {
-            zxid: self.last_zxid + 1,
+            zxid: self.next_zxid(),
             time: wall_clock_ms(),
             session_id,
         };
         self.apply(&header, txn);
+        self.log(&header, txn);
         header
     }
 
@@ -221,7 +321,7 @@ impl Core {
                 path: note.path.clone(),
             };
             conn.stats.sent += 1;
-            conn.send(notification_frame(zxid, &event));
+            conn.send(notification_frame(zxid, &event), self.last_zxid);
             self.stats.packets_sent += 1;
         }
     }
@@ -304,7 +404,7 @@ impl Core {
             read_only: request.read_only.map(|_| false),
         };
         if let Some(conn) = self.conns.get(&conn_id) {
-            conn.send(build_frame(|out| response.encode(out)));
+            conn.send(build_frame(|out| response.encode(out)), self.last_zxid);
         }
     }
 
@@ -431,7 +531,10 @@ impl Core {
     fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.sent += 1;
-            conn.send(reply_frame(&ReplyHeader { xid, zxid, err }, body));
+            conn.send(
+                reply_frame(&ReplyHeader { xid, zxid, err }, body),
+                self.last_zxid,
+            );
             self.stats.packets_sent += 1;
         }
     }
@@ -579,7 +682,7 @@ impl Core {
     /// result as ZooKeeper reports it.
     fn commit_multi(&mut self, session_id: i64, txn: &Txn, ops: &[MultiOp]) -> MultiResponse {
         let header = TxnHeader {
-            zxid: self.last_zxid + 1,
+            zxid: self.next_zxid(),
             time: wall_clock_ms(),
             session_id,
         };
@@ -611,6 +714,7 @@ impl Core {
         }
         // An empty multi still takes its zxid.
         self.last_zxid = header.zxid;
+        self.log(&header, txn);
         MultiResponse { results }
     }
 

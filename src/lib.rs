@@ -13,6 +13,7 @@
 //!   record changes them.
 //! - [`watch`]: one-shot, persistent and recursive watches.
 //! - [`session`]: the session table and its tick-bucket expiry.
+//! - [`storage`]: the write-ahead log, snapshots and recovery.
 //! - [`acl`]: ACL schemes, checks and `addauth`.
 //! - [`path`]: znode path rules.
 //! - [`fourlw`]: the four-letter words; [`stats`]: their counters.
@@ -29,6 +30,7 @@ pub mod prep;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod watch;

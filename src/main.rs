@@ -1,4 +1,5 @@
-//! The `canopy` command: `canopy serve` runs a server.
+//! The `canopy` command: `canopy serve` runs a server; `canopy data`
+//! inspects a data folder.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -23,6 +24,36 @@ struct Cli {
 enum Command {
     /// Run a server (defaults: port 2181 on all interfaces, data in ./canopy-data).
     Serve(ServeArgs),
+    /// Inspect a data folder: its snapshots and log segments, the change
+    /// records, and a check of every checksum.
+    Data(DataArgs),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data folder.
+    #[arg(long, default_value = "./canopy-data", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// List snapshots and log segments with their zxids and sizes.
+    List,
+    /// Print change records, one per line.
+    Log {
+        /// First zxid to print (hex with 0x, or decimal).
+        #[arg(long, default_value = "0")]
+        from: String,
+        /// Print at most this many records.
+        #[arg(long, default_value_t = usize::MAX)]
+        limit: usize,
+    },
+    /// Read every snapshot and segment, check every checksum and replay the
+    /// log as a start would; exit non-zero on any damage.
+    Verify,
 }
 
 #[derive(Args)]
@@ -63,6 +94,19 @@ struct ServeArgs {
     /// Four-letter words to answer, comma-separated, or `*` for all.
     #[arg(long, value_delimiter = ',')]
     four_letter_words: Option<Vec<String>>,
+    /// fsync the log before acknowledging writes (default true). `false` is
+    /// for benchmarks only: a crash then loses acknowledged writes.
+    #[arg(long)]
+    fsync: Option<bool>,
+    /// Take a snapshot after this many changes.
+    #[arg(long)]
+    snapshot_every_txns: Option<u64>,
+    /// Snapshots to keep (with the log needed from the oldest).
+    #[arg(long)]
+    snapshots_retained: Option<usize>,
+    /// Start a new log segment past this many bytes.
+    #[arg(long)]
+    log_segment_bytes: Option<u64>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -83,6 +127,11 @@ impl ServeArgs {
             super_digest: self.super_digest.clone(),
             four_letter_words: self.four_letter_words.clone(),
             server_id: None,
+            fsync: self.fsync,
+            snapshot_every_txns: self.snapshot_every_txns,
+            snapshot_every_log_bytes: None,
+            log_segment_bytes: self.log_segment_bytes,
+            snapshots_retained: self.snapshots_retained,
         }
     }
 }
@@ -99,6 +148,41 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Data(args) => data(args),
+    }
+}
+
+fn data(args: DataArgs) -> ExitCode {
+    use canopy::storage::inspect;
+    let dir = &args.data_dir;
+    let result = match args.command {
+        DataCommand::List => inspect::list(dir).map(|text| print!("{text}")),
+        DataCommand::Verify => inspect::verify(dir).map(|text| print!("{text}")),
+        DataCommand::Log { from, limit } => {
+            let from = match parse_zxid(&from) {
+                Some(zxid) => zxid,
+                None => {
+                    eprintln!("error: --from {from:?} is not a zxid");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let stdout = std::io::stdout();
+            inspect::print_log(dir, from, limit, &mut stdout.lock()).map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_zxid(text: &str) -> Option<i64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok().map(|z| z as i64),
+        None => text.parse().ok(),
     }
 }
 

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
@@ -88,9 +88,12 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     }
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let conn_id = core.lock().register_conn(addr, tx);
+    let (conn_id, durable) = {
+        let mut core = core.lock();
+        (core.register_conn(addr, tx), core.durable_zxid())
+    };
     let stop = CancellationToken::new();
-    let writer_task = tokio::spawn(write_loop(writer, rx, stop.clone()));
+    let writer_task = tokio::spawn(write_loop(writer, rx, durable, stop.clone()));
 
     let ending = read_loop(
         &core,
@@ -179,12 +182,15 @@ async fn read_loop(
     }
 }
 
-/// Writes queued frames, batching whatever is ready into one flush. Ends on
-/// a Close (after flushing) or when the core drops the connection's sender;
-/// either way it tells the read loop to stop.
+/// Writes queued frames in order, batching whatever is ready into one flush.
+/// A frame that depends on a change not yet on disk waits for the log (what
+/// is before it is flushed first). Ends on a Close (after flushing) or when
+/// the core drops the connection's sender; either way it tells the read loop
+/// to stop.
 async fn write_loop(
     writer: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
@@ -192,7 +198,16 @@ async fn write_loop(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Outbound::Frame(frame) => {
+                Outbound::Frame { frame, after } => {
+                    if *durable.borrow() < after {
+                        if writer.flush().await.is_err() {
+                            break 'outer;
+                        }
+                        if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
+                            // The log writer is gone: the server is stopping.
+                            break 'outer;
+                        }
+                    }
                     if writer.write_all(&frame).await.is_err() {
                         break 'outer;
                     }

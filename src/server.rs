@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::core::Core;
 use crate::net;
+use crate::storage::{Storage, StorageError};
 
 /// A running server.
 pub struct Server {
@@ -36,17 +37,37 @@ fn load_secret(config: &Config) -> std::io::Result<[u8; 16]> {
 }
 
 impl Server {
-    /// Binds the client port and starts serving in the background.
-    pub async fn start(config: Config) -> std::io::Result<Server> {
-        let secret = load_secret(&config)?;
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
-        let local_addr = listener.local_addr()?;
+    /// Recovers the data folder, binds the client port and starts serving in
+    /// the background.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let secret = load_secret(&config).map_err(StartError::Io)?;
+        let started = std::time::Instant::now();
+        let durable = Arc::new(tokio::sync::watch::Sender::new(0));
+        let (recovered, storage) = Storage::open(&config, durable.clone())?;
+        tracing::info!(
+            nodes = recovered.tree.node_count(),
+            sessions = recovered.sessions.len(),
+            last_zxid = format!("0x{:x}", recovered.last_zxid),
+            snapshot = recovered
+                .snapshot
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into()),
+            replayed = recovered.replayed,
+            millis = started.elapsed().as_millis() as u64,
+            "data loaded"
+        );
+        let listener = TcpListener::bind((config.bind, config.port))
+            .await
+            .map_err(StartError::Io)?;
+        let local_addr = listener.local_addr().map_err(StartError::Io)?;
         // Report the port actually bound (port 0 picks a free one).
         let config = Arc::new(Config {
             port: local_addr.port(),
             ..config
         });
-        let core = Arc::new(Mutex::new(Core::new(config.clone(), secret)));
+        let core = Core::restore(config.clone(), secret, recovered, storage, durable);
+        let core = Arc::new(Mutex::new(core));
         let shutdown = CancellationToken::new();
 
         tokio::spawn(periodic(
@@ -78,10 +99,21 @@ impl Server {
         })
     }
 
-    /// Stops accepting connections and the periodic tasks.
+    /// Stops accepting connections and the periodic tasks, and writes what
+    /// is queued to the log.
     pub fn stop(&self) {
         self.shutdown.cancel();
+        self.core.lock().close_storage();
     }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error("cannot recover the data folder: {0}")]
+    Storage(#[from] StorageError),
 }
 
 async fn periodic(every: Duration, shutdown: CancellationToken, mut task: impl FnMut()) {

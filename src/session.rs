@@ -46,8 +46,12 @@ impl SessionTracker {
         }
     }
 
-    /// The id the next new session gets.
+    /// The id the next new session gets (never one still live, such as a
+    /// session restored after a restart).
     pub fn allocate_id(&mut self) -> i64 {
+        while self.sessions.contains_key(&self.next_id) {
+            self.next_id += 1;
+        }
         let id = self.next_id;
         self.next_id += 1;
         id

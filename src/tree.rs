@@ -149,10 +149,15 @@ pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
 pub const CONFIG_PATH: &str = "/zookeeper/config";
 
+/// The nodes by path. A persistent map: cloning it is O(1) and shares
+/// structure, so a snapshot can be written from a clone while writes go on;
+/// a node is copied only when it changes while a snapshot still holds it.
+pub type NodeMap = imbl::HashMap<String, Node>;
+
 /// The tree.
 #[derive(Debug)]
 pub struct Tree {
-    nodes: HashMap<String, Node>,
+    nodes: NodeMap,
     /// Ephemeral paths per owning session.
     ephemerals: HashMap<i64, HashSet<String>>,
     /// Container and TTL nodes, which a periodic check may remove.
@@ -160,6 +165,9 @@ pub struct Tree {
     ttls: HashSet<String>,
     /// Sum of data bytes and path bytes, for `mntr`'s approximate data size.
     data_size: i64,
+    /// One shared copy of each distinct ACL (most nodes share a handful), as
+    /// ZooKeeper's ReferenceCountedACLCache keeps them.
+    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
 }
 
 impl Default for Tree {
@@ -182,11 +190,12 @@ impl Tree {
         // ZooKeeper sets the config node's ACL with version -1 at start.
         config.aversion = -1;
         let mut tree = Tree {
-            nodes: HashMap::new(),
+            nodes: NodeMap::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
             data_size: 0,
+            acl_cache: HashMap::new(),
         };
         for (path, node) in [
             ("/", root),
@@ -202,6 +211,73 @@ impl Tree {
 
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// A frozen view of every node, for a snapshot: O(1), and later changes
+    /// to the tree do not show in it.
+    pub fn frozen(&self) -> NodeMap {
+        self.nodes.clone()
+    }
+
+    /// Rebuilds a tree from a snapshot's nodes (their `children` are ignored
+    /// and recomputed), with the indexes that are derived from them.
+    pub fn from_nodes(nodes: impl IntoIterator<Item = (String, Node)>) -> Result<Tree, String> {
+        let mut tree = Tree {
+            nodes: NodeMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            data_size: 0,
+            acl_cache: HashMap::new(),
+        };
+        for (path, mut node) in nodes {
+            node.children.clear();
+            node.acl = tree.intern_acl(&node.acl);
+            tree.index(&path, &node);
+            tree.data_size += path.len() as i64 + node.data_len() as i64;
+            tree.nodes.insert(path, node);
+        }
+        if !tree.nodes.contains_key("/") {
+            return Err("the snapshot has no root node".into());
+        }
+        let paths: Vec<String> = tree.nodes.keys().filter(|p| *p != "/").cloned().collect();
+        for path in paths {
+            let parent = tree
+                .nodes
+                .get_mut(path::parent(&path))
+                .ok_or_else(|| format!("node {path} has no parent"))?;
+            parent.children.insert(path::name(&path).to_string());
+        }
+        Ok(tree)
+    }
+
+    /// The shared copy of an ACL.
+    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if let Some(shared) = self.acl_cache.get(acl) {
+            return shared.clone();
+        }
+        let shared = Arc::new(acl.to_vec());
+        self.acl_cache.insert(acl.to_vec(), shared.clone());
+        shared
+    }
+
+    /// Adds a node to the ephemeral, container or TTL index its kind needs.
+    fn index(&mut self, path: &str, node: &Node) {
+        match node.kind() {
+            NodeKind::Container => {
+                self.containers.insert(path.to_string());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(path.to_string());
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(path.to_string());
+            }
+            NodeKind::Persistent => {}
+        }
     }
 
     pub fn node_count(&self) -> usize {
@@ -331,11 +407,12 @@ impl Tree {
                 events.push(TreeEvent::DataChanged(path.clone()));
             }
             Txn::SetAcl { path, acl, version } => {
+                let acl = self.intern_acl(acl);
                 let node = self
                     .nodes
                     .get_mut(path)
                     .ok_or_else(|| ApplyError::NoNode(path.clone()))?;
-                node.acl = Arc::new(acl.clone());
+                node.acl = acl;
                 node.aversion = *version;
             }
             Txn::CloseSession { session_id } => {
@@ -376,23 +453,9 @@ impl Tree {
         parent.children.insert(path::name(path).to_string());
         parent.creates = parent_cversion;
         parent.pzxid = header.zxid;
-        let node = Node::new(data, Arc::new(acl.to_vec()), header, owner);
+        let node = Node::new(data, self.intern_acl(acl), header, owner);
         self.data_size += path.len() as i64 + node.data_len() as i64;
-        match node.kind() {
-            NodeKind::Container => {
-                self.containers.insert(path.to_string());
-            }
-            NodeKind::Ttl(_) => {
-                self.ttls.insert(path.to_string());
-            }
-            NodeKind::Ephemeral(session) => {
-                self.ephemerals
-                    .entry(session)
-                    .or_default()
-                    .insert(path.to_string());
-            }
-            NodeKind::Persistent => {}
-        }
+        self.index(path, &node);
         self.nodes.insert(path.to_string(), node);
         Ok(())
     }

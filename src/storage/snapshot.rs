@@ -1,0 +1,318 @@
+//! Snapshots: the whole tree and session table as of one zxid, written from
+//! a frozen (copy-on-write) view of the tree while the server goes on, then
+//! renamed into place only once complete and on disk.
+//!
+//! A snapshot is the magic bytes followed by framed records (see
+//! [`super::frame`]), each carrying the snapshot's zxid:
+//!
+//! ```text
+//! META      node count, session count, ACL count, wall-clock time
+//! ACLS      (index, ACL)…        each distinct ACL once; nodes refer to it
+//! SESSIONS  (id, timeout)…
+//! NODES     (path, data, ACL index, stat fields, raw owner)…   chunks of ~256 KiB
+//! END       node count again, so a cut-short file cannot pass as whole
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use canopy_protocol::Acl;
+
+use super::files::{self, SNAPSHOT_MAGIC};
+use super::frame::{self, Frames};
+use super::record::{put_acl, put_data, put_str, Reader};
+use super::StorageError;
+use crate::tree::{Node, NodeMap, Tree};
+
+mod kind {
+    pub const META: u8 = 1;
+    pub const ACLS: u8 = 2;
+    pub const SESSIONS: u8 = 3;
+    pub const NODES: u8 = 4;
+    pub const END: u8 = 5;
+}
+
+/// Records are cut at about this size.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// What a snapshot holds.
+pub struct SnapshotContent {
+    pub zxid: i64,
+    pub nodes: NodeMap,
+    /// Live sessions and their timeouts.
+    pub sessions: BTreeMap<i64, i32>,
+}
+
+/// What reading a snapshot gives back.
+pub struct LoadedSnapshot {
+    pub zxid: i64,
+    pub tree: Tree,
+    pub sessions: BTreeMap<i64, i32>,
+    pub time_ms: i64,
+}
+
+/// Summary figures of a snapshot, for `canopy data`.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSummary {
+    pub zxid: i64,
+    pub nodes: u64,
+    pub sessions: u64,
+    pub acls: u64,
+    pub time_ms: i64,
+}
+
+/// Writes a snapshot into `dir` and returns its path. The file is written
+/// under a temporary name, fsync'd, then renamed, so a snapshot file with its
+/// final name is always complete.
+pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Result<PathBuf> {
+    let final_path = files::snapshot_path(dir, content.zxid);
+    let tmp_path = final_path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp_path)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    out.write_all(SNAPSHOT_MAGIC)?;
+    let zxid = content.zxid;
+    let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
+
+    // Distinct ACLs, by the address of their shared list: nodes created with
+    // the same list share it, so this is cheap and the file stays small.
+    let mut acl_index: HashMap<*const Vec<Acl>, u32> = HashMap::new();
+    let mut acls: Vec<&Arc<Vec<Acl>>> = Vec::new();
+    for node in content.nodes.values() {
+        acl_index.entry(Arc::as_ptr(&node.acl)).or_insert_with(|| {
+            acls.push(&node.acl);
+            (acls.len() - 1) as u32
+        });
+    }
+
+    let at = frame::start(&mut buf);
+    buf.push(kind::META);
+    buf.extend_from_slice(&(content.nodes.len() as u64).to_be_bytes());
+    buf.extend_from_slice(&(content.sessions.len() as u64).to_be_bytes());
+    buf.extend_from_slice(&(acls.len() as u64).to_be_bytes());
+    buf.extend_from_slice(&time_ms.to_be_bytes());
+    frame::finish(&mut buf, at, zxid);
+
+    write_chunks(
+        &mut out,
+        &mut buf,
+        zxid,
+        kind::ACLS,
+        acls.iter().enumerate(),
+        |b, (i, acl)| {
+            b.extend_from_slice(&(i as u32).to_be_bytes());
+            put_acl(b, acl);
+        },
+    )?;
+    write_chunks(
+        &mut out,
+        &mut buf,
+        zxid,
+        kind::SESSIONS,
+        content.sessions.iter(),
+        |b, (id, timeout)| {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&timeout.to_be_bytes());
+        },
+    )?;
+    write_chunks(
+        &mut out,
+        &mut buf,
+        zxid,
+        kind::NODES,
+        content.nodes.iter(),
+        |b, (path, node)| {
+            put_str(b, path);
+            put_data(b, &node.data);
+            let index = acl_index.get(&Arc::as_ptr(&node.acl)).copied().unwrap_or(0);
+            b.extend_from_slice(&index.to_be_bytes());
+            for value in [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime] {
+                b.extend_from_slice(&value.to_be_bytes());
+            }
+            for value in [node.version, node.creates, node.aversion] {
+                b.extend_from_slice(&value.to_be_bytes());
+            }
+            b.extend_from_slice(&node.ephemeral_owner.to_be_bytes());
+        },
+    )?;
+
+    let at = frame::start(&mut buf);
+    buf.push(kind::END);
+    buf.extend_from_slice(&(content.nodes.len() as u64).to_be_bytes());
+    frame::finish(&mut buf, at, zxid);
+    out.write_all(&buf)?;
+
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp_path, &final_path)?;
+    files::sync_dir(dir)?;
+    Ok(final_path)
+}
+
+/// Writes items as records of one kind, each `[kind][count u32][item…]`, cut
+/// at about [`CHUNK_BYTES`].
+fn write_chunks<T>(
+    out: &mut impl Write,
+    buf: &mut Vec<u8>,
+    zxid: i64,
+    kind: u8,
+    items: impl Iterator<Item = T>,
+    mut put: impl FnMut(&mut Vec<u8>, T),
+) -> std::io::Result<()> {
+    let mut items = items.peekable();
+    while items.peek().is_some() {
+        let at = frame::start(buf);
+        buf.push(kind);
+        let count_at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        let mut count: u32 = 0;
+        while buf.len() - at < CHUNK_BYTES {
+            let Some(item) = items.next() else { break };
+            put(buf, item);
+            count += 1;
+        }
+        buf[count_at..count_at + 4].copy_from_slice(&count.to_be_bytes());
+        frame::finish(buf, at, zxid);
+        out.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// Reads only a snapshot's META record.
+pub fn summary(path: &Path) -> Result<SnapshotSummary, StorageError> {
+    let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    let damaged = |offset: u64, reason: String| StorageError::damaged(path, offset, reason);
+    if bytes.get(..SNAPSHOT_MAGIC.len()) != Some(SNAPSHOT_MAGIC.as_slice()) {
+        return Err(damaged(0, "not a Canopy snapshot (bad magic)".into()));
+    }
+    let mut frames = Frames::new(&bytes, SNAPSHOT_MAGIC.len(), false);
+    let first = frames
+        .next_frame()
+        .map_err(|d| damaged(d.offset, d.reason))?
+        .ok_or_else(|| damaged(SNAPSHOT_MAGIC.len() as u64, "empty snapshot".into()))?;
+    let mut reader = Reader::new(first.body);
+    let read = |reader: &mut Reader| -> Result<SnapshotSummary, String> {
+        if reader.u8()? != kind::META {
+            return Err("the first record is not META".into());
+        }
+        Ok(SnapshotSummary {
+            zxid: first.zxid,
+            nodes: reader.i64()? as u64,
+            sessions: reader.i64()? as u64,
+            acls: reader.i64()? as u64,
+            time_ms: reader.i64()?,
+        })
+    };
+    read(&mut reader).map_err(|reason| damaged(first.offset, reason))
+}
+
+/// Reads and checks a whole snapshot. Any flaw is damage: a snapshot only
+/// gets its name once complete, so unlike the log's tail it cannot be torn.
+pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
+    let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    let damaged = |offset: u64, reason: String| StorageError::damaged(path, offset, reason);
+    if bytes.get(..SNAPSHOT_MAGIC.len()) != Some(SNAPSHOT_MAGIC.as_slice()) {
+        return Err(damaged(0, "not a Canopy snapshot (bad magic)".into()));
+    }
+    let head = summary(path)?;
+    let mut frames = Frames::new(&bytes, SNAPSHOT_MAGIC.len(), false);
+    let mut acls: Vec<Arc<Vec<Acl>>> = Vec::with_capacity(head.acls as usize);
+    let mut sessions = BTreeMap::new();
+    let mut nodes: Vec<(String, Node)> = Vec::with_capacity(head.nodes.min(1 << 26) as usize);
+    let mut ended = false;
+    while let Some(record) = frames
+        .next_frame()
+        .map_err(|d| damaged(d.offset, d.reason))?
+    {
+        let fail = |reason: String| damaged(record.offset, reason);
+        if ended {
+            return Err(fail("records after the END record".into()));
+        }
+        if record.zxid != head.zxid {
+            return Err(fail(format!(
+                "record of zxid 0x{:x} in a snapshot of 0x{:x}",
+                record.zxid, head.zxid
+            )));
+        }
+        let mut reader = Reader::new(record.body);
+        let record_kind = reader.u8().map_err(fail)?;
+        let parsed: Result<(), String> = (|| {
+            match record_kind {
+                kind::META => {}
+                kind::ACLS => {
+                    for _ in 0..reader.u32()? {
+                        let index = reader.u32()? as usize;
+                        if index != acls.len() {
+                            return Err(format!("ACL {index} out of order"));
+                        }
+                        acls.push(Arc::new(reader.acl()?));
+                    }
+                }
+                kind::SESSIONS => {
+                    for _ in 0..reader.u32()? {
+                        let id = reader.i64()?;
+                        sessions.insert(id, reader.i32()?);
+                    }
+                }
+                kind::NODES => {
+                    for _ in 0..reader.u32()? {
+                        let path = reader.string()?;
+                        let data = reader.data()?;
+                        let index = reader.u32()? as usize;
+                        let acl = acls
+                            .get(index)
+                            .cloned()
+                            .ok_or_else(|| format!("node {path} refers to unknown ACL {index}"))?;
+                        let node = Node {
+                            data,
+                            acl,
+                            czxid: reader.i64()?,
+                            mzxid: reader.i64()?,
+                            pzxid: reader.i64()?,
+                            ctime: reader.i64()?,
+                            mtime: reader.i64()?,
+                            version: reader.i32()?,
+                            creates: reader.i32()?,
+                            aversion: reader.i32()?,
+                            ephemeral_owner: reader.i64()?,
+                            children: Default::default(),
+                        };
+                        nodes.push((path, node));
+                    }
+                }
+                kind::END => {
+                    let count = reader.i64()? as u64;
+                    if count != nodes.len() as u64 || count != head.nodes {
+                        return Err(format!("END says {count} nodes, read {}", nodes.len()));
+                    }
+                    ended = true;
+                }
+                other => return Err(format!("unknown snapshot record type {other}")),
+            }
+            reader.finish()
+        })();
+        parsed.map_err(fail)?;
+    }
+    if !ended {
+        return Err(damaged(
+            frames.position(),
+            "the snapshot ends without its END record".into(),
+        ));
+    }
+    if sessions.len() as u64 != head.sessions {
+        return Err(damaged(
+            SNAPSHOT_MAGIC.len() as u64,
+            "session count does not match META".into(),
+        ));
+    }
+    let tree = Tree::from_nodes(nodes).map_err(|reason| damaged(0, reason))?;
+    Ok(LoadedSnapshot {
+        zxid: head.zxid,
+        tree,
+        sessions,
+        time_ms: head.time_ms,
+    })
+}

@@ -241,7 +241,12 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
         let record_kind = reader.u8().map_err(fail)?;
         let parsed: Result<(), String> = (|| {
             match record_kind {
-                kind::META => {}
+                kind::META => {
+                    // Already read by `summary`: node, session and ACL counts, time.
+                    for _ in 0..4 {
+                        reader.i64()?;
+                    }
+                }
                 kind::ACLS => {
                     for _ in 0..reader.u32()? {
                         let index = reader.u32()? as usize;

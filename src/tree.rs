@@ -203,6 +203,8 @@ impl Tree {
             (QUOTA_PATH, quota),
             (CONFIG_PATH, config),
         ] {
+            let mut node = node;
+            node.acl = tree.intern_acl(&node.acl);
             tree.data_size += path.len() as i64;
             tree.nodes.insert(path.to_string(), node);
         }

@@ -226,3 +226,38 @@ pub fn purge(dir: &Path, retained: usize) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_keeps_the_newest_snapshots_and_the_log_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for zxid in [
+            0x1_0000_0001_i64,
+            0x1_0000_0100,
+            0x1_0000_0200,
+            0x1_0000_0300,
+        ] {
+            std::fs::write(files::log_path(d, zxid), b"").unwrap();
+        }
+        for zxid in [0x1_0000_00ff_i64, 0x1_0000_01ff, 0x1_0000_0250] {
+            std::fs::write(files::snapshot_path(d, zxid), b"").unwrap();
+        }
+        std::fs::write(d.join("snapshot.0000000100000260.tmp"), b"").unwrap();
+        purge(d, 2).unwrap();
+        let snapshots: Vec<i64> = files::snapshots(d)
+            .unwrap()
+            .iter()
+            .map(|f| f.zxid)
+            .collect();
+        assert_eq!(snapshots, [0x1_0000_01ff, 0x1_0000_0250]);
+        // Replaying from 0x1000001ff needs 0x100000200 on: the segment
+        // 0x100000100 ends at 0x1000001ff and goes.
+        let segments: Vec<i64> = files::segments(d).unwrap().iter().map(|f| f.zxid).collect();
+        assert_eq!(segments, [0x1_0000_0200, 0x1_0000_0300]);
+        assert!(!d.join("snapshot.0000000100000260.tmp").exists());
+    }
+}

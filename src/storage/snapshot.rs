@@ -321,3 +321,106 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
         time_ms: head.time_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{NodeKind, CONTAINER_OWNER};
+    use crate::txn::{Txn, TxnHeader};
+    use bytes::Bytes;
+    use canopy_protocol::Id;
+
+    fn create(tree: &mut Tree, zxid: i64, path: &str, owner: i64, acl: Vec<Acl>) {
+        let parent = crate::path::parent(path);
+        let creates = tree.get(parent).map_or(0, |p| p.creates) + 1;
+        let header = TxnHeader {
+            zxid,
+            time: 1000 + zxid,
+            session_id: 5,
+        };
+        let txn = Txn::Create {
+            path: path.into(),
+            data: Some(Bytes::from(format!("data of {path}"))),
+            acl,
+            ephemeral_owner: owner,
+            parent_cversion: creates,
+        };
+        tree.apply(&header, &txn).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_as_the_same_tree() {
+        let mut tree = Tree::new();
+        let digest = vec![Acl {
+            perms: 31,
+            id: Id::new("digest", "alice:hash"),
+        }];
+        create(&mut tree, 2, "/app", 0, Acl::open_unsafe());
+        create(&mut tree, 3, "/app/eph", 0x55, Acl::open_unsafe());
+        create(&mut tree, 4, "/app/box", CONTAINER_OWNER, digest.clone());
+        create(&mut tree, 5, "/app/ttl", NodeKind::ttl_owner(900), digest);
+        let mut sessions = BTreeMap::new();
+        sessions.insert(0x55, 10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let content = SnapshotContent {
+            zxid: 5,
+            nodes: tree.frozen(),
+            sessions: sessions.clone(),
+        };
+        let path = write(dir.path(), &content, 42).unwrap();
+        assert_eq!(path, files::snapshot_path(dir.path(), 5));
+
+        let loaded = read(&path).unwrap();
+        assert_eq!((loaded.zxid, loaded.time_ms), (5, 42));
+        assert_eq!(loaded.sessions, sessions);
+        assert_eq!(loaded.tree.node_count(), tree.node_count());
+        for p in [
+            "/",
+            "/zookeeper",
+            "/zookeeper/config",
+            "/app",
+            "/app/eph",
+            "/app/box",
+            "/app/ttl",
+        ] {
+            let (a, b) = (tree.get(p).unwrap(), loaded.tree.get(p).unwrap());
+            assert_eq!(a.stat(), b.stat(), "{p}");
+            assert_eq!(
+                (&a.data, &a.acl, &a.children),
+                (&b.data, &b.acl, &b.children),
+                "{p}"
+            );
+        }
+        assert_eq!(loaded.tree.ephemerals_of(0x55), ["/app/eph"]);
+        assert_eq!(
+            loaded.tree.approximate_data_size(),
+            tree.approximate_data_size()
+        );
+        // Containers and TTL nodes are indexed again, so the periodic check
+        // still finds them.
+        assert_eq!(loaded.tree.expired_containers(1005 + 901), ["/app/ttl"]);
+        let summary = summary(&path).unwrap();
+        // world:anyone with all and with read, and the digest entry.
+        assert_eq!((summary.nodes, summary.sessions, summary.acls), (8, 1, 3));
+    }
+
+    #[test]
+    fn a_cut_short_snapshot_is_damage() {
+        let tree = Tree::new();
+        let dir = tempfile::tempdir().unwrap();
+        let content = SnapshotContent {
+            zxid: 9,
+            nodes: tree.frozen(),
+            sessions: BTreeMap::new(),
+        };
+        let path = write(dir.path(), &content, 0).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [bytes.len() - 1, bytes.len() - 30, 20] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(
+                matches!(read(&path), Err(StorageError::Damaged { .. })),
+                "cut at {cut}"
+            );
+        }
+    }
+}

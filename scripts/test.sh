@@ -27,6 +27,12 @@ cargo test --workspace
 echo "== example: a provider and a consumer find each other through an embedded Canopy"
 cargo run -q --example registry_demo
 
+echo "== canopy bench: every workload once with tiny counts (a smoke run, not a measurement)"
+CANOPY_BIN="$PWD/target/debug/canopy" scripts/bench-smoke.sh
+
+echo "== the Rust client's integration tests against Apache ZooKeeper 3.8"
+CLIENT_TEST_TARGET=zookeeper cargo test -p canopy-client --test api --test session --test registry
+
 echo "== client compatibility: kazoo, zkCli.sh and the Dubbo flow against Canopy"
 CANOPY_BIN="$PWD/target/debug/canopy" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat
 

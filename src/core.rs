@@ -159,7 +159,7 @@ impl Core {
         durable: Arc<watch::Sender<i64>>,
     ) -> Core {
         let sessions = SessionTracker::new(
-            config.tick_time_ms,
+            crate::session::bucket_ms(config.tick_time_ms),
             config.server_id,
             secret,
             wall_clock_ms(),

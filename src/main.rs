@@ -1,5 +1,6 @@
 //! The `canopy` command: `canopy serve` runs a server; `canopy data`
-//! inspects a data folder.
+//! inspects a data folder; `canopy bench` measures any ZooKeeper-compatible
+//! server.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ enum Command {
     /// Inspect a data folder: its snapshots and log segments, the change
     /// records, and a check of every checksum.
     Data(DataArgs),
+    /// Benchmark any ZooKeeper-compatible server (Canopy or ZooKeeper).
+    Bench(canopy_bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Data(args) => data(args),
+        Command::Bench(args) => canopy_bench::run(args),
     }
 }
 

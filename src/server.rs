@@ -1,5 +1,5 @@
 //! Starting a server: the data folder, the state, the periodic tasks (session
-//! expiry every tick, container and TTL cleanup) and the client port.
+//! expiry every bucket, container and TTL cleanup) and the client port.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Server {
         let shutdown = CancellationToken::new();
 
         tokio::spawn(periodic(
-            Duration::from_millis(config.tick_time_ms.max(1)),
+            Duration::from_millis(crate::session::bucket_ms(config.tick_time_ms)),
             shutdown.clone(),
             {
                 let core = core.clone();

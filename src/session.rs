@@ -1,13 +1,25 @@
 //! Sessions (ZooKeeper's SessionTracker): ids, passwords, negotiated timeouts
 //! and expiry in tick buckets rather than one timer per session.
 //!
-//! A session's deadline is rounded up to the next tick boundary, so all the
-//! sessions that expire within one tick sit in one bucket and the expirer
-//! wakes once per tick, however many sessions there are.
+//! A session's deadline is rounded up to the next bucket boundary, so all
+//! the sessions that expire within one bucket sit together and the expirer
+//! wakes once per bucket, however many sessions there are. ZooKeeper's
+//! buckets are a whole tick wide, which lets a session outlive its timeout by
+//! up to a tick (two seconds by default); Canopy's are at most
+//! [`EXPIRY_RESOLUTION_MS`] wide, so ephemerals go within that of the timeout.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sha1::{Digest, Sha1};
+
+/// Widest expiry bucket, in milliseconds (narrower if the tick is shorter).
+pub const EXPIRY_RESOLUTION_MS: u64 = 50;
+
+/// The bucket width for a tick time: the tick, but at most
+/// [`EXPIRY_RESOLUTION_MS`].
+pub fn bucket_ms(tick_ms: u64) -> u64 {
+    tick_ms.clamp(1, EXPIRY_RESOLUTION_MS)
+}
 
 /// One live session.
 #[derive(Debug, Clone)]
@@ -23,15 +35,16 @@ pub struct Session {
 pub struct SessionTracker {
     sessions: HashMap<i64, Session>,
     buckets: BTreeMap<u64, HashSet<i64>>,
-    tick_ms: u64,
+    bucket_ms: u64,
     next_id: i64,
     secret: [u8; 16],
 }
 
 impl SessionTracker {
+    /// `bucket_ms` is the expiry granularity (see [`bucket_ms`]);
     /// `server_id` goes in the high byte of every session id, as in ZooKeeper;
     /// `secret` derives passwords, so they can be checked without storing them.
-    pub fn new(tick_ms: u64, server_id: u8, secret: [u8; 16], wall_ms: i64) -> Self {
+    pub fn new(bucket_ms: u64, server_id: u8, secret: [u8; 16], wall_ms: i64) -> Self {
         // ZooKeeper's layout: the time in the middle bits, the server id on top.
         let mut next_id = ((wall_ms << 24) as u64 >> 8) as i64 | ((server_id as i64) << 56);
         if next_id == crate::tree::CONTAINER_OWNER {
@@ -40,7 +53,7 @@ impl SessionTracker {
         SessionTracker {
             sessions: HashMap::new(),
             buckets: BTreeMap::new(),
-            tick_ms: tick_ms.max(1),
+            bucket_ms: bucket_ms.max(1),
             next_id,
             secret,
         }
@@ -70,7 +83,7 @@ impl SessionTracker {
 
     fn bucket_for(&self, now_ms: u64, timeout_ms: i32) -> u64 {
         let deadline = now_ms + timeout_ms.max(0) as u64;
-        (deadline / self.tick_ms + 1) * self.tick_ms
+        deadline.div_ceil(self.bucket_ms) * self.bucket_ms
     }
 
     /// Registers a session (new, or restored) with its deadline starting now.
@@ -152,13 +165,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_expire_in_the_bucket_after_their_timeout() {
+    fn sessions_expire_in_the_first_bucket_at_or_after_their_timeout() {
         let mut tracker = SessionTracker::new(100, 0, [7; 16], 1);
         let id = tracker.allocate_id();
         tracker.add(id, 1000, 0);
+        assert_eq!(tracker.get(id).unwrap().expires_at, 1000);
+        assert!(tracker.expired(999).is_empty());
+        assert_eq!(tracker.expired(1000), [id]);
+        // A deadline between bucket boundaries rounds up to the next one.
+        tracker.touch(id, 1);
         assert_eq!(tracker.get(id).unwrap().expires_at, 1100);
-        assert!(tracker.expired(1099).is_empty());
-        assert_eq!(tracker.expired(1100), [id]);
         tracker.touch(id, 500);
         assert!(tracker.expired(1100).is_empty());
         assert_eq!(tracker.expired(1600), [id]);

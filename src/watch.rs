@@ -173,7 +173,15 @@ impl WatchManager {
         self.child.add(path, watcher, Modes::STANDARD);
     }
 
+    /// A persistent or recursive watch. As in ZooKeeper, a connection has one
+    /// persistent mode per path: adding one replaces the other.
     pub fn add_persistent(&mut self, path: &str, watcher: WatcherId, recursive: bool) {
+        if recursive {
+            self.data.remove(path, watcher, Some(Modes::PERSISTENT));
+            self.child.remove(path, watcher, Some(Modes::PERSISTENT));
+        } else if self.data.remove(path, watcher, Some(Modes::RECURSIVE)) {
+            self.recursive_count -= 1;
+        }
         if recursive {
             if self.data.add(path, watcher, Modes::RECURSIVE) {
                 self.recursive_count += 1;
@@ -365,6 +373,27 @@ mod tests {
             assert_eq!(fired(&notes), [(1, EventType::NodeChildrenChanged)]);
         }
         assert!(w.trigger(&TreeEvent::Created("/a/b".into())).is_empty());
+    }
+
+    #[test]
+    fn a_connection_has_one_persistent_mode_per_path() {
+        let mut w = WatchManager::default();
+        w.add_persistent("/a", 1, false);
+        w.add_persistent("/a", 1, true);
+        // Now only recursive: no child-list events, descendants seen.
+        assert!(w
+            .trigger(&TreeEvent::ChildrenChanged("/a".into()))
+            .is_empty());
+        assert_eq!(
+            fired(&w.trigger(&TreeEvent::Created("/a/b".into()))),
+            [(1, EventType::NodeCreated)]
+        );
+        w.add_persistent("/a", 1, false);
+        assert!(w.trigger(&TreeEvent::Created("/a/c".into())).is_empty());
+        assert_eq!(
+            fired(&w.trigger(&TreeEvent::ChildrenChanged("/a".into()))),
+            [(1, EventType::NodeChildrenChanged)]
+        );
     }
 
     #[test]

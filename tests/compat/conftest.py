@@ -11,7 +11,8 @@ The server under test is chosen with ``COMPAT_TARGET``:
 Both servers run with a 200 ms tick, so negotiated session timeouts are
 bounded to [400 ms, 4000 ms].  One server is shared by the whole pytest
 session; tests isolate themselves with the ``base`` fixture (a unique path).
-Tests that need a private server call ``start_server()`` themselves.
+Tests that need a private server call ``start_server()`` themselves;
+tests that kill and restart a server use the ``restartable_server`` fixture.
 """
 
 from __future__ import annotations
@@ -235,6 +236,126 @@ def start_server(tick_ms=TICK_MS) -> Server:
     if not binary:
         pytest.exit("set CANOPY_BIN=/path/to/canopy (or COMPAT_TARGET=zookeeper)", 2)
     return Server("canopy", CanopyServer(binary, tick_ms).start())
+
+
+class RestartableServer:
+    """A private server of the selected target kind that can be killed with
+    SIGKILL and started again on the SAME port from the SAME data directory
+    (a crash and a restart).
+
+    ``start()`` / ``kill()`` / ``start()`` ... / ``stop()`` (stop also removes
+    the directory).  Canopy gets ``serve --port P --data-dir D``; ZooKeeper is
+    ``zkref.ZkReference`` with a fixed port and directory (same java command
+    line as the shared reference server; forceSync left at its default, yes).
+    """
+
+    def __init__(self, tick_ms=1000):
+        self.kind = "zookeeper" if TARGET == "zookeeper" else "canopy"
+        self.tick_ms = tick_ms
+        self.host = HOST
+        self.port = free_port()
+        self.hosts = f"{HOST}:{self.port}"
+        self.base_dir = tempfile.mkdtemp(prefix=f"compat-restart-{self.kind}-")
+        self.starts = 0
+        self._proc = None
+        self._output = []  # canopy's output, all runs, with markers
+        if self.kind == "zookeeper":
+            from zkref import ZkReference
+            self._zk = ZkReference(tick_ms=tick_ms, java_props=ZK_JAVA_PROPS,
+                                   port=self.port, base_dir=self.base_dir)
+        else:
+            self._zk = None
+            self.binary = os.environ.get("CANOPY_BIN")
+            if not self.binary:
+                pytest.exit("set CANOPY_BIN=/path/to/canopy (or COMPAT_TARGET=zookeeper)", 2)
+
+    @property
+    def pid(self):
+        if self._zk is not None:
+            return self._zk.pid
+        return self._proc.pid if self._proc else None
+
+    def start(self):
+        self.starts += 1
+        if self._zk is not None:
+            self._zk.start()
+            assert self._zk.port == self.port
+            return self
+        self._output.append(f"===== canopy start #{self.starts} =====\n")
+        self._proc = proc = subprocess.Popen(
+            [self.binary, "serve", "--port", str(self.port), "--bind", HOST,
+             "--data-dir", os.path.join(self.base_dir, "data"),
+             "--tick-time", str(self.tick_ms),
+             "--container-check-interval", "1000"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        listening = threading.Event()
+
+        def pump():  # keep draining output so the server never blocks on it
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace")
+                self._output.append(line)
+                if "listening on " in line:
+                    listening.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not listening.wait(0.1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("canopy did not start; output:\n" + self.log(50))
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("canopy port never accepted connections")
+
+    def kill(self):
+        """SIGKILL (no shutdown path at all); port and data dir are kept."""
+        if self._zk is not None:
+            self._zk.kill()
+            return
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc is not None:
+            self._output.append(f"===== killed (rc {proc.returncode}) =====\n")
+
+    def stop(self):
+        if self._zk is not None:
+            self._zk.stop()
+        else:
+            self.kill()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def log(self, lines=200):
+        """The last ``lines`` lines the server printed (all runs)."""
+        if self._zk is not None:
+            text = self._zk.server_log().splitlines(keepends=True)
+        else:
+            text = list(self._output)
+        return "".join(text[-lines:])
+
+
+@pytest.fixture
+def restartable_server():
+    """Factory: ``restartable_server(tick_ms=1000)`` returns a started
+    :class:`RestartableServer`; all are stopped after the test."""
+    servers = []
+
+    def make(tick_ms=1000):
+        srv = RestartableServer(tick_ms)
+        servers.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in servers:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -217,6 +217,13 @@ class ZkReference:
         java_props: more ``-Dkey=value`` JVM options.
         startup_timeout: seconds to wait for ``ruok`` -> ``imok``.
         keep_dir: don't delete the temp dir on stop (for debugging).
+        port: a fixed client port (default: a free one, picked on start).
+        base_dir: a fixed directory for zoo.cfg, data and log (default: a
+            new temp dir).  A directory given here is never deleted.
+
+    Restarting: :meth:`kill` SIGKILLs the server and keeps its port and
+    directory; :meth:`start` then brings it back on the same port with the
+    same data (snapshot + transaction log), as after a crash.
 
     Attributes (valid once started): ``port``, ``pid``, ``host``,
     ``connect_string``, ``base_dir``, ``data_dir``, ``cfg_path``,
@@ -233,6 +240,8 @@ class ZkReference:
         java_props: Sequence[str] = (),
         startup_timeout: float = 60.0,
         keep_dir: bool = False,
+        port: Optional[int] = None,
+        base_dir: Optional[str] = None,
     ) -> None:
         self.tick_ms = int(tick_ms)
         self.whitelist = whitelist
@@ -240,8 +249,10 @@ class ZkReference:
         self.java_props = list(java_props)
         self.startup_timeout = startup_timeout
         self.keep_dir = keep_dir
-        self.port: Optional[int] = None
-        self.base_dir: Optional[str] = None
+        self.port: Optional[int] = port
+        self.base_dir: Optional[str] = base_dir
+        # Only a directory we created ourselves is removed by stop().
+        self._own_dir = base_dir is None
         self.data_dir: Optional[str] = None
         self.cfg_path: Optional[str] = None
         self.log_path: Optional[str] = None
@@ -267,15 +278,20 @@ class ZkReference:
             raise ZkReferenceError("already started")
         if not zookeeper_available():
             raise ZkReferenceError(f"ZooKeeper jars not found in {JAVA_DIR}")
-        self.base_dir = tempfile.mkdtemp(prefix="zkref-")
+        if self.base_dir is None:
+            self.base_dir = tempfile.mkdtemp(prefix="zkref-")
+            self._own_dir = True
         self.data_dir = os.path.join(self.base_dir, "data")
-        os.makedirs(self.data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
         self.cfg_path = os.path.join(self.base_dir, "zoo.cfg")
         self.log_path = os.path.join(self.base_dir, "server.log")
         atexit.register(self.stop)
+        # A port fixed by the caller, or kept by kill() for a restart, is
+        # reused as is; otherwise each attempt picks a free one.
+        fixed_port = self.port
         last_error = None
         for _attempt in range(5):  # retry in case the free port got taken
-            self.port = free_port(self.host)
+            self.port = fixed_port or free_port(self.host)
             self._write_cfg()
             try:
                 self._spawn_and_wait()
@@ -286,10 +302,23 @@ class ZkReference:
         self.stop()
         raise ZkReferenceError(f"could not start ZooKeeper: {last_error}")
 
+    def kill(self) -> None:
+        """SIGKILL the server, as in a crash: no shutdown, no final snapshot.
+
+        The port and the directory are kept, so :meth:`start` restarts the
+        server on the same port from the same data."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its temp dir."""
         self._kill()
-        if self.base_dir and not self.keep_dir:
+        if self.base_dir and self._own_dir and not self.keep_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             self.base_dir = None
         try:

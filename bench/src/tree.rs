@@ -1,0 +1,212 @@
+//! Unmeasured tree chores: making the run's folder, prefilling keys, reading
+//! back what a workload left, and deleting it all afterwards. Everything is
+//! pipelined on a few sessions so setup and cleanup stay short.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use canopy_protocol::{
+    Acl, CreateRequest, DeleteRequest, ErrorCode, ExistsRequest, GetChildrenRequest, Request,
+    Response, Stat,
+};
+
+use crate::conn::{error_name, Conn, Reply};
+use crate::driver::connect_all;
+
+/// Requests kept in flight by [`pipeline`].
+const WINDOW: usize = 512;
+
+/// A create request for a persistent (or `mode`) znode open to anyone.
+pub fn create(path: String, data: Option<Bytes>, mode: i32) -> Request {
+    Request::Create(CreateRequest {
+        path,
+        data,
+        acl: Acl::open_unsafe(),
+        flags: mode,
+    })
+}
+
+/// Sends `requests` on `conn` with up to [`WINDOW`] in flight, handing every
+/// reply with its request to `on_reply`. Notifications are kept in
+/// `conn.events`.
+pub async fn pipeline(
+    conn: &mut Conn,
+    requests: impl IntoIterator<Item = Request>,
+    mut on_reply: impl FnMut(&Request, Reply) -> Result<()>,
+) -> Result<()> {
+    let mut requests = requests.into_iter();
+    let mut inflight: VecDeque<(i32, Request)> = VecDeque::with_capacity(WINDOW);
+    let mut more = true;
+    loop {
+        while more && inflight.len() < WINDOW {
+            match requests.next() {
+                Some(request) => {
+                    let xid = conn.push(&request);
+                    inflight.push_back((xid, request));
+                }
+                None => more = false,
+            }
+        }
+        conn.flush().await?;
+        if inflight.is_empty() {
+            return Ok(());
+        }
+        let reply = conn.next_reply_wait().await?;
+        if reply.is_notification() {
+            conn.events.push_back(reply.event()?);
+            continue;
+        }
+        if reply.is_ping() {
+            continue;
+        }
+        let Some((xid, request)) = inflight.pop_front() else {
+            bail!("reply to no request");
+        };
+        if reply.header.xid != xid {
+            bail!(
+                "reply xid {} out of order (expected {xid})",
+                reply.header.xid
+            );
+        }
+        on_reply(&request, reply)?;
+    }
+}
+
+/// Runs `requests` split over `sessions` new sessions, each pipelined; every
+/// reply must be successful, except the codes in `allowed`.
+pub async fn pipeline_ok(
+    servers: &[String],
+    sessions: usize,
+    io_timeout: Duration,
+    requests: Vec<Request>,
+    allowed: &'static [ErrorCode],
+) -> Result<()> {
+    let sessions = sessions.clamp(1, 8).min(requests.len().max(1));
+    let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
+    let mut shares: Vec<Vec<Request>> = (0..sessions).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        shares[i % sessions].push(r);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (mut conn, share) in conns.into_iter().zip(shares) {
+        tasks.spawn(async move {
+            pipeline(&mut conn, share, |request, reply| {
+                let err = reply.header.err;
+                if err != 0 && !allowed.iter().any(|a| a.code() == err) {
+                    bail!(
+                        "{} {} failed: {}",
+                        request.op_code().name(),
+                        path_of(request),
+                        error_name(err)
+                    );
+                }
+                Ok(())
+            })
+            .await?;
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("setup task failed")??;
+    }
+    Ok(())
+}
+
+fn path_of(request: &Request) -> &str {
+    match request {
+        Request::Create(r) => &r.path,
+        Request::Delete(r) => &r.path,
+        Request::Exists(r) => &r.path,
+        Request::GetData(r) => &r.path,
+        Request::SetData(r) => &r.path,
+        Request::GetChildren(r) => &r.path,
+        _ => "",
+    }
+}
+
+/// Creates `path` and its missing ancestors (persistent, empty).
+pub async fn ensure_path(conn: &mut Conn, path: &str) -> Result<()> {
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        let (err, _) = conn.call(&create(prefix.clone(), None, 0)).await?;
+        if err != 0 && err != ErrorCode::NodeExists.code() {
+            bail!("creating {prefix}: {}", error_name(err));
+        }
+    }
+    Ok(())
+}
+
+/// The Stat of `path`, or None if it does not exist.
+pub async fn stat(conn: &mut Conn, path: &str) -> Result<Option<Stat>> {
+    let (err, response) = conn
+        .call(&Request::Exists(ExistsRequest {
+            path: path.to_string(),
+            watch: false,
+        }))
+        .await?;
+    if err == ErrorCode::NoNode.code() {
+        return Ok(None);
+    }
+    if err != 0 {
+        bail!("exists {path}: {}", error_name(err));
+    }
+    match response {
+        Response::Stat(s) => Ok(Some(s.stat)),
+        other => bail!("exists {path}: unexpected reply {other:?}"),
+    }
+}
+
+/// The children of `path` (empty if it does not exist).
+pub async fn children(conn: &mut Conn, path: &str) -> Result<Vec<String>> {
+    let (err, response) = conn
+        .call(&Request::GetChildren(GetChildrenRequest {
+            path: path.to_string(),
+            watch: false,
+        }))
+        .await?;
+    if err == ErrorCode::NoNode.code() {
+        return Ok(Vec::new());
+    }
+    if err != 0 {
+        bail!("getChildren {path}: {}", error_name(err));
+    }
+    match response {
+        Response::GetChildren(r) => Ok(r.children),
+        other => bail!("getChildren {path}: unexpected reply {other:?}"),
+    }
+}
+
+/// Deletes `path` and everything under it: lists the tree level by level,
+/// then deletes leaves first, pipelined over a few sessions.
+pub async fn delete_tree(servers: &[String], path: &str, io_timeout: Duration) -> Result<()> {
+    let mut conn = Conn::connect(&servers[0], 30_000, io_timeout).await?;
+    let mut levels: Vec<Vec<String>> = vec![vec![path.to_string()]];
+    // Bounded by the depth of what the bench creates (a handful of levels).
+    for _ in 0..16 {
+        let Some(last) = levels.last() else { break };
+        let mut next = Vec::new();
+        for parent in last.clone() {
+            for child in children(&mut conn, &parent).await? {
+                next.push(format!("{parent}/{child}"));
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        levels.push(next);
+    }
+    let _ = conn.close().await;
+    for level in levels.into_iter().rev() {
+        let deletes = level
+            .into_iter()
+            .map(|path| Request::Delete(DeleteRequest { path, version: -1 }))
+            .collect();
+        pipeline_ok(servers, 4, io_timeout, deletes, &[ErrorCode::NoNode]).await?;
+    }
+    Ok(())
+}

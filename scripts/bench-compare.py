@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Canopy and Apache ZooKeeper 3.8 side by side, measured by `canopy-bench`.
+
+Builds Canopy (release), installs ZooKeeper from the Debian package if it is
+missing, starts both on free loopback ports with equivalent settings (tickTime
+2000, fsync on: ZooKeeper forceSync=yes with -Xmx2g; Canopy --fsync true when
+the binary has the flag), and runs every case against each in alternation
+(the order flips every round) for --rounds rounds. Both servers are started
+fresh every round and the `mem` case runs first, so resident memory per znode
+is measured on an otherwise empty server.
+
+Prints a markdown table of medians and the Canopy/ZooKeeper ratio per figure
+and, with --write, puts it into BENCHMARKS.md between the markers
+<!-- bench-table:start --> and <!-- bench-table:end -->.
+
+    python3 scripts/bench-compare.py --rounds 3 --write
+    python3 scripts/bench-compare.py --quick          # a minute, for trying it out
+
+Only the standard library is used (and tests/support/zkref.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import zkref  # noqa: E402
+
+TICK_MS = 2000
+
+# (case, workload, flags, figures). A figure is (label, json path, lower is better).
+THROUGHPUT = [
+    ("ops/s", "ops_per_s", False),
+    ("p50 ms", "latency_ms.p50", True),
+    ("p99 ms", "latency_ms.p99", True),
+    ("server CPU us/op", "server_cpu_us_per_op", True),
+    ("bench CPU us/op", "bench_cpu_us_per_op", True),
+]
+SERIAL = [
+    ("p50 ms", "latency_ms.p50", True),
+    ("p99 ms", "latency_ms.p99", True),
+    ("server CPU us/op", "server_cpu_us_per_op", True),
+]
+
+
+def cases(quick: bool, providers: int, consumers: int, mem_znodes: int) -> List[tuple]:
+    d = "2" if quick else "10"
+    w = "0.5" if quick else "2"
+    load = ["--sessions", "16", "--outstanding", "256", "--duration", d, "--warmup", w]
+    serial = ["--sessions", "1", "--outstanding", "1", "--duration", d, "--warmup", w]
+    return [
+        ("mem", "mem", ["--ops", str(mem_znodes), "--keep"],
+         [("B/znode (RSS total)", "extra.rss_per_znode_bytes", True),
+          ("B/znode (RSS growth)", "extra.rss_growth_per_znode_bytes", True),
+          ("creates/s", "ops_per_s", False)]),
+        ("create", "create", load, THROUGHPUT),
+        ("get", "get", load, THROUGHPUT),
+        ("set", "set", load, THROUGHPUT),
+        ("mixed 90% reads", "mixed", load + ["--read-pct", "90"], THROUGHPUT),
+        ("delete", "delete", ["--sessions", "16", "--outstanding", "256",
+                              "--ops", "20000" if quick else "100000"], THROUGHPUT),
+        ("children (10 x 100)", "children", load, THROUGHPUT),
+        ("multi (10 creates)", "multi", load, THROUGHPUT),
+        ("create serial", "create", serial, SERIAL),
+        ("get serial", "get", serial, SERIAL),
+        ("set serial", "set", serial, SERIAL),
+        (f"register {providers} providers / {consumers} consumers", "register",
+         ["--providers", str(providers), "--consumers", str(consumers)],
+         [("registrations/s", "ops_per_s", False),
+          ("notify p50 ms", "latency_ms.p50", True),
+          ("notify p99 ms", "latency_ms.p99", True),
+          ("server CPU us/registration", "server_cpu_us_per_op", True)]),
+        ("churn 200 providers / 100 consumers", "churn",
+         ["--providers", "200", "--consumers", "100", "--churn-seconds", d],
+         [("changes/s", "ops_per_s", False),
+          ("notify p99 ms", "latency_ms.p99", True)]),
+        ("expire (timeout 4 s)", "expire",
+         ["--expire-sessions", "20", "--session-timeout", "4000"],
+         [("median x timeout", "extra.timeout_multiple_median", True),
+          ("max x timeout", "extra.timeout_multiple_max", True),
+          ("max ms past timeout", "extra.max_ms_past_timeout", True)]),
+    ]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def get_path(obj: dict, path: str) -> Optional[float]:
+    for part in path.split("."):
+        if not isinstance(obj, dict) or obj.get(part) is None:
+            return None
+        obj = obj[part]
+    return float(obj)
+
+
+# -- servers -----------------------------------------------------------------
+
+class Canopy:
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.proc: Optional[subprocess.Popen] = None
+        self.dir = ""
+        self.port = 0
+
+    def start(self) -> "Canopy":
+        self.dir = tempfile.mkdtemp(prefix="canopy-bench-")
+        argv = [self.binary, "serve", "--port", "0", "--bind", "127.0.0.1",
+                "--data-dir", os.path.join(self.dir, "data"), "--tick-time", str(TICK_MS)]
+        help_text = subprocess.run([self.binary, "serve", "--help"], capture_output=True,
+                                   text=True).stdout
+        if "--fsync" in help_text:
+            argv += ["--fsync", "true"]
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.log_file = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(self.log_path, "r", errors="replace") as f:
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("canopy did not start; see " + self.log_path)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ZooKeeper:
+    def __init__(self) -> None:
+        self.zk: Optional[zkref.ZkReference] = None
+
+    def start(self) -> "ZooKeeper":
+        self.zk = zkref.ZkReference(
+            tick_ms=TICK_MS,
+            extra_cfg={"forceSync": "yes"},
+            # zkref starts the JVM with -Xmx256m; the later flag wins.
+            java_props=["-Xmx2g"],
+        ).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.zk.port
+
+    @property
+    def pid(self) -> int:
+        return self.zk.pid
+
+    def stop(self) -> None:
+        if self.zk:
+            self.zk.stop()
+        self.zk = None
+
+
+# -- running the bench -------------------------------------------------------
+
+def run_bench(bench: str, server, workload: str, flags: List[str], procs: int = 1) -> dict:
+    """Runs one workload; with procs > 1 that many bench processes run at
+    once (sessions split between them) and their ops/s are added up."""
+    if procs > 1:
+        flags = with_flag(flags, "--sessions", str(16 // procs))
+    argv = [bench, "--server", f"127.0.0.1:{server.port}", "--server-pid", str(server.pid),
+            "--no-progress", "--quiet", workload, *flags]
+    running = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(procs)]
+    results = []
+    for p in running:
+        out, err = p.communicate(timeout=1800)
+        lines = [l for l in out.splitlines() if l.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {"failure": err.strip()[-500:]}
+        if p.returncode != 0 and not result.get("failure"):
+            result["failure"] = f"exit {p.returncode}: {err.strip()[-500:]}"
+        results.append(result)
+    if procs == 1:
+        return results[0]
+    total = dict(results[0])
+    total["ops_per_s"] = sum(r.get("ops_per_s") or 0 for r in results)
+    total["failure"] = next((r["failure"] for r in results if r.get("failure")), None)
+    return total
+
+
+def machine() -> str:
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = platform.processor() or ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    disk = subprocess.run(["df", "-h", "--output=source,fstype,size", tempfile.gettempdir()],
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1:]
+    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1048576:.1f} GiB memory, "
+            f"temp dir on {' '.join(disk[0].split()) if disk else '?'}; {platform.platform()}")
+
+
+def fmt(x: Optional[float]) -> str:
+    if x is None:
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def table(results: Dict[Tuple[str, str], List[dict]], plan: List[tuple], rounds: int) -> str:
+    rows = ["| case | figure | Canopy | ZooKeeper | Canopy / ZooKeeper |",
+            "|---|---|---:|---:|---:|"]
+    for case, _workload, _flags, figures in plan:
+        for label, path, _lower in figures:
+            med = {}
+            for name in ("canopy", "zookeeper"):
+                values = [v for v in (get_path(r, path) for r in results.get((case, name), [])
+                                      if not r.get("failure")) if v is not None]
+                med[name] = statistics.median(values) if values else None
+            c, z = med["canopy"], med["zookeeper"]
+            ratio = f"{c / z:.2f}" if c is not None and z else "-"
+            rows.append(f"| {case} | {label} | {fmt(c)} | {fmt(z)} | {ratio} |")
+    failures = [f"- {case} on {name}: {r['failure']}"
+                for (case, name), rs in results.items() for r in rs if r.get("failure")]
+    text = "\n".join(rows)
+    if failures:
+        text += "\n\nFailed runs (left out of the medians):\n" + "\n".join(failures)
+    return text
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="2 s phases, 100k znodes for mem")
+    p.add_argument("--providers", type=int, default=2000)
+    p.add_argument("--consumers", type=int, default=100)
+    p.add_argument("--mem-znodes", type=int, default=None, help="1,000,000 by default")
+    p.add_argument("--only", default="", help="comma-separated case names to run (prefixes)")
+    p.add_argument("--no-build", action="store_true")
+    p.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = p.parse_args()
+
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    if not args.no_build:
+        log("== building canopy and canopy-bench (release)")
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "canopy", "-p", "canopy-bench"],
+                       cwd=ROOT, check=True)
+    canopy_bin = os.environ.get("CANOPY_BIN", os.path.join(target, "release", "canopy"))
+    bench_bin = os.environ.get("CANOPY_BENCH_BIN", os.path.join(target, "release", "canopy-bench"))
+
+    if not zkref.zookeeper_available():
+        log("== installing Apache ZooKeeper (Debian packages zookeeper, default-jre-headless)")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(sudo + ["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-q", "zookeeper", "default-jre-headless"],
+                       check=True, env=env)
+
+    mem_znodes = args.mem_znodes or (100_000 if args.quick else 1_000_000)
+    plan = cases(args.quick, args.providers, args.consumers, mem_znodes)
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        plan = [c for c in plan if any(c[0].startswith(w) for w in wanted)]
+    # Evidence that the load generator is not the limit: the same get load
+    # from two bench processes (8 sessions each) instead of one.
+    two_procs = not args.only or any("get" in w for w in args.only.split(","))
+
+    results: Dict[Tuple[str, str], List[dict]] = {}
+    extra_plan = []
+    if two_procs:
+        extra_plan.append(("get, 2 bench processes", "get",
+                           plan_flags(plan, "get"), [("ops/s", "ops_per_s", False)]))
+    for rnd in range(args.rounds):
+        servers = [("canopy", Canopy(canopy_bin)), ("zookeeper", ZooKeeper())]
+        if rnd % 2:
+            servers.reverse()
+        for _name, server in servers:
+            server.start()
+        try:
+            for case, workload, flags, _figures in plan + extra_plan:
+                for name, server in servers:
+                    log(f"== round {rnd + 1}/{args.rounds}: {case} on {name}")
+                    procs = 2 if case.endswith("2 bench processes") else 1
+                    r = run_bench(bench_bin, server, workload, flags, procs)
+                    if r.get("failure"):
+                        log(f"   FAILED: {r['failure']}")
+                    results.setdefault((case, name), []).append(r)
+        finally:
+            for _name, server in servers:
+                server.stop()
+
+    command = "python3 scripts/bench-compare.py " + " ".join(sys.argv[1:])
+    header = (f"Measured {datetime.date.today().isoformat()} on {machine()}.\n\n"
+              f"Command: `{command}` ({args.rounds} rounds, medians; servers fresh every round, "
+              f"ZooKeeper 3.8 forceSync=yes -Xmx2g, Canopy release build, both tickTime {TICK_MS}).\n")
+    text = header + "\n" + table(results, plan + extra_plan, args.rounds) + "\n"
+    print(text)
+    if args.write:
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        with open(path) as f:
+            doc = f.read()
+        start, end = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+        if start in doc and end in doc:
+            doc = doc[: doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
+        else:
+            doc += f"\n{start}\n{text}{end}\n"
+        with open(path, "w") as f:
+            f.write(doc)
+        log(f"== wrote {path}")
+    return 0
+
+
+def plan_flags(plan: List[tuple], case: str) -> List[str]:
+    for c, _w, flags, _f in plan:
+        if c == case:
+            return list(flags)
+    return ["--sessions", "16", "--outstanding", "256", "--duration", "10", "--warmup", "2"]
+
+
+def with_flag(flags: List[str], name: str, value: str) -> List[str]:
+    """`flags` with `name`'s value replaced (or appended)."""
+    out = list(flags)
+    if name in out:
+        out[out.index(name) + 1] = value
+    else:
+        out += [name, value]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -152,7 +152,45 @@ pub const CONFIG_PATH: &str = "/zookeeper/config";
 /// The nodes by path. A persistent map: cloning it is O(1) and shares
 /// structure, so a snapshot can be written from a clone while writes go on;
 /// a node is copied only when it changes while a snapshot still holds it.
-pub type NodeMap = imbl::HashMap<String, Node>;
+/// Hashed with aHash: fast, and keyed per process, so clients cannot choose
+/// colliding paths.
+pub type NodeMap =
+    imbl::GenericHashMap<String, Node, ahash::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// Iterates a node map depth first (see [`Tree::depth_first`]).
+pub struct DepthFirst<'a> {
+    nodes: &'a NodeMap,
+    root: Option<&'static str>,
+    /// For each open ancestor: its path and the rest of its children.
+    stack: Vec<(String, std::collections::btree_set::Iter<'a, String>)>,
+}
+
+impl<'a> Iterator for DepthFirst<'a> {
+    type Item = (String, &'a Node);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(root) = self.root.take() {
+            let node = self.nodes.get(root)?;
+            self.stack.push((root.to_string(), node.children.iter()));
+            return Some((root.to_string(), node));
+        }
+        loop {
+            let (parent, children) = self.stack.last_mut()?;
+            let Some(name) = children.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let path = path::join(parent, name);
+            // A child missing from the map would be a bug elsewhere; the
+            // snapshot's node count check catches it.
+            let Some(node) = self.nodes.get(&path) else {
+                continue;
+            };
+            self.stack.push((path.clone(), node.children.iter()));
+            return Some((path, node));
+        }
+    }
+}
 
 /// The tree.
 #[derive(Debug)]
@@ -190,7 +228,7 @@ impl Tree {
         // ZooKeeper sets the config node's ACL with version -1 at start.
         config.aversion = -1;
         let mut tree = Tree {
-            nodes: NodeMap::new(),
+            nodes: NodeMap::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -221,36 +259,79 @@ impl Tree {
         self.nodes.clone()
     }
 
-    /// Rebuilds a tree from a snapshot's nodes (their `children` are ignored
-    /// and recomputed), with the indexes that are derived from them.
-    pub fn from_nodes(nodes: impl IntoIterator<Item = (String, Node)>) -> Result<Tree, String> {
+    /// Every node with its path, parents before children and children in
+    /// name order (depth first): the order snapshots are written in, which
+    /// lets [`Tree::from_depth_first`] rebuild child lists without sorting.
+    pub fn depth_first(nodes: &NodeMap) -> DepthFirst<'_> {
+        DepthFirst {
+            nodes,
+            root: Some("/"),
+            stack: Vec::new(),
+        }
+    }
+
+    /// Rebuilds a tree from nodes in [`Tree::depth_first`] order (their
+    /// `children` are ignored and recomputed), with the indexes derived from
+    /// them. Nodes out of that order are refused.
+    pub fn from_depth_first(
+        nodes: impl IntoIterator<Item = (String, Node)>,
+    ) -> Result<Tree, String> {
         let mut tree = Tree {
-            nodes: NodeMap::new(),
+            nodes: NodeMap::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
             data_size: 0,
             acl_cache: HashMap::new(),
         };
+        // The open ancestors of the current node, each with the names of its
+        // children seen so far (in order, so the set is built without sorting).
+        let mut open: Vec<(String, Vec<String>)> = Vec::new();
         for (path, mut node) in nodes {
+            if path == "/" {
+                if !tree.nodes.is_empty() {
+                    return Err("the root node comes twice".into());
+                }
+            } else {
+                let parent = path::parent(&path);
+                while open.last().is_some_and(|(p, _)| p != parent) {
+                    tree.close_children(open.pop());
+                }
+                let Some((_, names)) = open.last_mut() else {
+                    return Err(format!("node {path} does not follow its parent"));
+                };
+                let name = path::name(&path);
+                if names.last().is_some_and(|last| last.as_str() >= name) {
+                    return Err(format!("node {path} is out of order"));
+                }
+                names.push(name.to_string());
+            }
             node.children.clear();
             node.acl = tree.intern_acl(&node.acl);
             tree.index(&path, &node);
             tree.data_size += path.len() as i64 + node.data_len() as i64;
+            open.push((path.clone(), Vec::new()));
             tree.nodes.insert(path, node);
         }
-        if !tree.nodes.contains_key("/") {
-            return Err("the snapshot has no root node".into());
+        while let Some(entry) = open.pop() {
+            tree.close_children(Some(entry));
         }
-        let paths: Vec<String> = tree.nodes.keys().filter(|p| *p != "/").cloned().collect();
-        for path in paths {
-            let parent = tree
-                .nodes
-                .get_mut(path::parent(&path))
-                .ok_or_else(|| format!("node {path} has no parent"))?;
-            parent.children.insert(path::name(&path).to_string());
+        if !tree.nodes.contains_key("/") {
+            return Err("there is no root node".into());
         }
         Ok(tree)
+    }
+
+    /// Gives a node the child names collected for it.
+    fn close_children(&mut self, entry: Option<(String, Vec<String>)>) {
+        if let Some((path, names)) = entry {
+            if !names.is_empty() {
+                if let Some(node) = self.nodes.get_mut(&path) {
+                    // Sorted input: the set is built in one pass.
+                    node.children = names.into_iter().collect();
+                }
+            }
+        }
     }
 
     /// The shared copy of an ACL.
@@ -515,6 +596,43 @@ mod tests {
             ephemeral_owner: owner,
             parent_cversion,
         }
+    }
+
+    #[test]
+    fn depth_first_order_rebuilds_the_tree_and_other_orders_are_refused() {
+        let mut tree = Tree::new();
+        tree.apply(&header(2), &create("/b", 1, 0)).unwrap();
+        tree.apply(&header(3), &create("/a", 2, 0)).unwrap();
+        tree.apply(&header(4), &create("/a/x", 1, 7)).unwrap();
+        let frozen = tree.frozen();
+        let order: Vec<(String, Node)> = Tree::depth_first(&frozen)
+            .map(|(path, node)| (path, node.clone()))
+            .collect();
+        let paths: Vec<&str> = order.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/a",
+                "/a/x",
+                "/b",
+                "/zookeeper",
+                "/zookeeper/config",
+                "/zookeeper/quota"
+            ]
+        );
+        let rebuilt = Tree::from_depth_first(order.clone()).unwrap();
+        assert_eq!(
+            rebuilt.get("/").unwrap().children,
+            tree.get("/").unwrap().children
+        );
+        assert_eq!(rebuilt.ephemerals_of(7), ["/a/x"]);
+        let mut swapped = order.clone();
+        swapped.swap(1, 2);
+        assert!(Tree::from_depth_first(swapped).is_err());
+        let mut unsorted = order;
+        unsorted.swap(1, 3);
+        assert!(Tree::from_depth_first(unsorted).is_err());
     }
 
     #[test]

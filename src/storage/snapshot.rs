@@ -68,7 +68,9 @@ pub struct SnapshotSummary {
 /// final name is always complete.
 pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Result<PathBuf> {
     let final_path = files::snapshot_path(dir, content.zxid);
-    let tmp_path = final_path.with_extension("tmp");
+    let mut tmp_name = final_path.clone().into_os_string();
+    tmp_name.push(".tmp");
+    let tmp_path = PathBuf::from(tmp_name);
     let file = std::fs::File::create(&tmp_path)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     out.write_all(SNAPSHOT_MAGIC)?;
@@ -116,14 +118,17 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
             b.extend_from_slice(&timeout.to_be_bytes());
         },
     )?;
+    // Depth first, so loading needs no sorting (see Tree::from_depth_first).
+    let mut written: u64 = 0;
+    let nodes = Tree::depth_first(&content.nodes).inspect(|_| written += 1);
     write_chunks(
         &mut out,
         &mut buf,
         zxid,
         kind::NODES,
-        content.nodes.iter(),
+        nodes,
         |b, (path, node)| {
-            put_str(b, path);
+            put_str(b, &path);
             put_data(b, &node.data);
             let index = acl_index.get(&Arc::as_ptr(&node.acl)).copied().unwrap_or(0);
             b.extend_from_slice(&index.to_be_bytes());
@@ -137,6 +142,15 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
         },
     )?;
 
+    if written != content.nodes.len() as u64 {
+        // Some node is not reachable from the root: a bug, and a snapshot
+        // that would not load. Refuse it; the log still has every change.
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(std::io::Error::other(format!(
+            "snapshot at zxid 0x{zxid:x}: {written} of {} nodes reachable from the root",
+            content.nodes.len()
+        )));
+    }
     let at = frame::start(&mut buf);
     buf.push(kind::END);
     buf.extend_from_slice(&(content.nodes.len() as u64).to_be_bytes());
@@ -313,7 +327,7 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
             "session count does not match META".into(),
         ));
     }
-    let tree = Tree::from_nodes(nodes).map_err(|reason| damaged(0, reason))?;
+    let tree = Tree::from_depth_first(nodes).map_err(|reason| damaged(0, reason))?;
     Ok(LoadedSnapshot {
         zxid: head.zxid,
         tree,

@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,9 @@ THROUGHPUT = [
     ("server CPU us/op", "server_cpu_us_per_op", True),
     ("bench CPU us/op", "bench_cpu_us_per_op", True),
 ]
+DURABLE = THROUGHPUT[:4]
 SERIAL = [
+    ("ops/s", "ops_per_s", False),
     ("p50 ms", "latency_ms.p50", True),
     ("p99 ms", "latency_ms.p99", True),
     ("server CPU us/op", "server_cpu_us_per_op", True),
@@ -66,6 +69,10 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int) -> List[
          [("B/znode (RSS total)", "extra.rss_per_znode_bytes", True),
           ("B/znode (RSS growth)", "extra.rss_growth_per_znode_bytes", True),
           ("creates/s", "ops_per_s", False)]),
+        ("restart with the mem znodes", "restart", [],
+         [("seconds until serving", "restart_s", True),
+          # ZooKeeper's newest snapshot is fuzzy and may predate the last writes.
+          ("newest snapshot MB", "snapshot_mb", True)]),
         ("create", "create", load, THROUGHPUT),
         ("get", "get", load, THROUGHPUT),
         ("set", "set", load, THROUGHPUT),
@@ -75,6 +82,12 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int) -> List[
         ("children (10 x 100)", "children", load, THROUGHPUT),
         ("multi (10 creates)", "multi", load, THROUGHPUT),
         ("create serial", "create", serial, SERIAL),
+        # One session with 16 and 256 requests in flight: the durable-write
+        # matrix (fsync on both) of the durability issue.
+        ("create 1 session x 16", "create", one_session(16, d, w), DURABLE),
+        ("create 1 session x 256", "create", one_session(256, d, w), DURABLE),
+        ("set 1 session x 16", "set", one_session(16, d, w), DURABLE),
+        ("set 1 session x 256", "set", one_session(256, d, w), DURABLE),
         ("get serial", "get", serial, SERIAL),
         ("set serial", "set", serial, SERIAL),
         (f"register {providers} providers / {consumers} consumers", "register",
@@ -93,6 +106,11 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int) -> List[
           ("max x timeout", "extra.timeout_multiple_max", True),
           ("max ms past timeout", "extra.max_ms_past_timeout", True)]),
     ]
+
+
+def one_session(outstanding: int, duration: str, warmup: str) -> List[str]:
+    return ["--sessions", "1", "--outstanding", str(outstanding), "--duration", duration,
+            "--warmup", warmup]
 
 
 def log(msg: str) -> None:
@@ -116,8 +134,9 @@ class Canopy:
         self.dir = ""
         self.port = 0
 
-    def start(self) -> "Canopy":
-        self.dir = tempfile.mkdtemp(prefix="canopy-bench-")
+    def start(self, keep_data: bool = False) -> "Canopy":
+        if not keep_data:
+            self.dir = tempfile.mkdtemp(prefix="canopy-bench-")
         argv = [self.binary, "serve", "--port", "0", "--bind", "127.0.0.1",
                 "--data-dir", os.path.join(self.dir, "data"), "--tick-time", str(TICK_MS)]
         help_text = subprocess.run([self.binary, "serve", "--help"], capture_output=True,
@@ -143,6 +162,20 @@ class Canopy:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL, keeping the data folder, as a crash would."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start(keep_data=True)
+
+    def snapshot_bytes(self) -> int:
+        data = os.path.join(self.dir, "data")
+        snaps = sorted(f for f in os.listdir(data) if f.startswith("snapshot.") and not f.endswith(".tmp"))
+        return os.path.getsize(os.path.join(data, snaps[-1])) if snaps else 0
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -177,6 +210,18 @@ class ZooKeeper:
     def pid(self) -> int:
         return self.zk.pid
 
+    def restart(self) -> None:
+        """SIGKILL, then start again on the same port and data."""
+        self.zk.kill()
+        self.zk.startup_timeout = 600
+        self.zk.start()
+
+    def snapshot_bytes(self) -> int:
+        data = os.path.join(self.zk.data_dir, "version-2")
+        snaps = [os.path.join(data, f) for f in os.listdir(data) if f.startswith("snapshot.")]
+        # ZooKeeper names snapshots by zxid in hex without padding.
+        return os.path.getsize(max(snaps, key=lambda f: int(f.rsplit(".", 1)[1], 16))) if snaps else 0
+
     def stop(self) -> None:
         if self.zk:
             self.zk.stop()
@@ -185,9 +230,48 @@ class ZooKeeper:
 
 # -- running the bench -------------------------------------------------------
 
+def node_count(server) -> int:
+    """The server's znode count from `srvr` (0 while it does not answer)."""
+    try:
+        out = four_letter_word(server.port, "srvr")
+    except OSError:
+        return 0
+    m = re.search(r"Node count: (\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def four_letter_word(port: int, word: str) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+        s.sendall(word.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.decode(errors="replace")
+            data += chunk
+
+
+def measure_restart(server) -> dict:
+    """Kills the server with SIGKILL and starts it on the same data; the
+    time until it answers with every znode back is the restart time."""
+    before = node_count(server)
+    snapshot_mb = server.snapshot_bytes() / 1e6
+    started = time.monotonic()
+    server.restart()
+    deadline = started + 600
+    while node_count(server) < before:
+        if time.monotonic() > deadline:
+            return {"failure": f"only {node_count(server)} of {before} znodes after a restart"}
+        time.sleep(0.02)
+    return {"restart_s": time.monotonic() - started, "snapshot_mb": snapshot_mb,
+            "extra": {"znodes": before}}
+
+
 def run_bench(bench: str, server, workload: str, flags: List[str], procs: int = 1) -> dict:
     """Runs one workload; with procs > 1 that many bench processes run at
     once (sessions split between them) and their ops/s are added up."""
+    if workload == "restart":
+        return measure_restart(server)
     if procs > 1:
         flags = with_flag(flags, "--sessions", str(16 // procs))
     argv = [bench, "--server", f"127.0.0.1:{server.port}", "--server-pid", str(server.pid),

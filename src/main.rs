@@ -10,6 +10,12 @@ use canopy::config::{Config, Overrides};
 use canopy::server::Server;
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: the tree is millions of small
+/// allocations, and glibc's malloc spends more time and keeps more memory
+/// resident for them (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "canopy",

@@ -154,8 +154,11 @@ pub const CONFIG_PATH: &str = "/zookeeper/config";
 /// a node is copied only when it changes while a snapshot still holds it.
 /// Hashed with aHash: fast, and keyed per process, so clients cannot choose
 /// colliding paths.
+/// Nodes sit behind an `Arc`: the map's own chunks then stay small (a big
+/// value inline made each entry cost ~700 bytes), and copying a node on
+/// write is one `Arc::make_mut`.
 pub type NodeMap =
-    imbl::GenericHashMap<String, Node, ahash::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+    imbl::GenericHashMap<String, Arc<Node>, ahash::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// Iterates a node map depth first (see [`Tree::depth_first`]).
 pub struct DepthFirst<'a> {
@@ -170,7 +173,7 @@ impl<'a> Iterator for DepthFirst<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(root) = self.root.take() {
-            let node = self.nodes.get(root)?;
+            let node: &'a Node = self.nodes.get(root)?;
             self.stack.push((root.to_string(), node.children.iter()));
             return Some((root.to_string(), node));
         }
@@ -183,7 +186,7 @@ impl<'a> Iterator for DepthFirst<'a> {
             let path = path::join(parent, name);
             // A child missing from the map would be a bug elsewhere; the
             // snapshot's node count check catches it.
-            let Some(node) = self.nodes.get(&path) else {
+            let Some(node) = self.nodes.get(&path).map(|n| &**n) else {
                 continue;
             };
             self.stack.push((path.clone(), node.children.iter()));
@@ -244,13 +247,18 @@ impl Tree {
             let mut node = node;
             node.acl = tree.intern_acl(&node.acl);
             tree.data_size += path.len() as i64;
-            tree.nodes.insert(path.to_string(), node);
+            tree.nodes.insert(path.to_string(), Arc::new(node));
         }
         tree
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|node| &**node)
+    }
+
+    /// A node to change: copied first if a snapshot still shares it.
+    fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path).map(Arc::make_mut)
     }
 
     /// A frozen view of every node, for a snapshot: O(1), and later changes
@@ -311,7 +319,7 @@ impl Tree {
             tree.index(&path, &node);
             tree.data_size += path.len() as i64 + node.data_len() as i64;
             open.push((path.clone(), Vec::new()));
-            tree.nodes.insert(path, node);
+            tree.nodes.insert(path, Arc::new(node));
         }
         while let Some(entry) = open.pop() {
             tree.close_children(Some(entry));
@@ -326,7 +334,7 @@ impl Tree {
     fn close_children(&mut self, entry: Option<(String, Vec<String>)>) {
         if let Some((path, names)) = entry {
             if !names.is_empty() {
-                if let Some(node) = self.nodes.get_mut(&path) {
+                if let Some(node) = self.node_mut(&path) {
                     // Sorted input: the set is built in one pass.
                     node.children = names.into_iter().collect();
                 }
@@ -477,12 +485,14 @@ impl Tree {
                 data,
                 version,
             } => {
+                let old_len = self
+                    .get(path)
+                    .ok_or_else(|| ApplyError::NoNode(path.clone()))?
+                    .data_len();
+                self.data_size += data.as_ref().map_or(0, |d| d.len() as i64) - old_len as i64;
                 let node = self
-                    .nodes
-                    .get_mut(path)
+                    .node_mut(path)
                     .ok_or_else(|| ApplyError::NoNode(path.clone()))?;
-                self.data_size +=
-                    data.as_ref().map_or(0, |d| d.len() as i64) - node.data_len() as i64;
                 node.data = data.clone();
                 node.version = *version;
                 node.mzxid = header.zxid;
@@ -492,8 +502,7 @@ impl Tree {
             Txn::SetAcl { path, acl, version } => {
                 let acl = self.intern_acl(acl);
                 let node = self
-                    .nodes
-                    .get_mut(path)
+                    .node_mut(path)
                     .ok_or_else(|| ApplyError::NoNode(path.clone()))?;
                 node.acl = acl;
                 node.aversion = *version;
@@ -530,8 +539,7 @@ impl Tree {
         }
         let parent_path = path::parent(path);
         let parent = self
-            .nodes
-            .get_mut(parent_path)
+            .node_mut(parent_path)
             .ok_or_else(|| ApplyError::NoNode(parent_path.to_string()))?;
         parent.children.insert(path::name(path).to_string());
         parent.creates = parent_cversion;
@@ -539,7 +547,7 @@ impl Tree {
         let node = Node::new(data, self.intern_acl(acl), header, owner);
         self.data_size += path.len() as i64 + node.data_len() as i64;
         self.index(path, &node);
-        self.nodes.insert(path.to_string(), node);
+        self.nodes.insert(path.to_string(), Arc::new(node));
         Ok(())
     }
 
@@ -566,7 +574,7 @@ impl Tree {
             }
             NodeKind::Persistent => {}
         }
-        if let Some(parent) = self.nodes.get_mut(path::parent(path)) {
+        if let Some(parent) = self.node_mut(path::parent(path)) {
             parent.children.remove(path::name(path));
             if header.zxid > parent.pzxid {
                 parent.pzxid = header.zxid;

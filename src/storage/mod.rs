@@ -73,6 +73,8 @@ pub struct SnapshotJob {
     pub zxid: i64,
     pub nodes: NodeMap,
     pub sessions: BTreeMap<i64, i32>,
+    /// How long taking the frozen view held the core's lock.
+    pub frozen_in: std::time::Duration,
 }
 
 /// The storage of a running server.
@@ -160,6 +162,7 @@ impl Storage {
                 // A snapshot never gets ahead of the log: wait until every
                 // change it contains is on disk.
                 let zxid = job.zxid;
+                let frozen_micros = job.frozen_in.as_micros() as u64;
                 let _ = futures::executor::block_on(durable.wait_for(|d| *d >= zxid));
                 let content = snapshot::SnapshotContent {
                     zxid,
@@ -173,6 +176,7 @@ impl Storage {
                             path = %path.display(),
                             nodes = content.nodes.len(),
                             millis = started.elapsed().as_millis() as u64,
+                            lock_micros = frozen_micros,
                             "snapshot written"
                         );
                         drop(content);

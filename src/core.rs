@@ -106,19 +106,13 @@ pub struct Core {
     pub stats: ServerStats,
     started: Instant,
     next_conn_id: ConnId,
-    /// The write-ahead log and snapshots; `None` keeps everything in memory.
-    storage: Option<Storage>,
+    /// The write-ahead log and snapshots.
+    storage: Storage,
     /// The highest zxid on disk: frames wait for it (see [`Outbound`]).
     durable: Arc<watch::Sender<i64>>,
 }
 
 impl Core {
-    /// A server that keeps everything in memory (for tests of the core).
-    pub fn new(config: Arc<Config>, secret: [u8; 16]) -> Core {
-        let durable = Arc::new(watch::Sender::new(0));
-        Core::build(config, secret, Tree::new(), 0, None, durable)
-    }
-
     /// A server that continues from what was recovered from its data folder,
     /// logging every change to `storage`.
     ///
@@ -135,38 +129,15 @@ impl Core {
     ) -> Core {
         let last_zxid = (files::epoch(recovered.last_zxid) + 1) << 32;
         durable.send_replace(last_zxid);
-        let mut core = Core::build(
-            config,
-            secret,
-            recovered.tree,
-            last_zxid,
-            Some(storage),
-            durable,
-        );
-        let now = core.now_ms();
-        for (id, timeout_ms) in recovered.sessions {
-            core.sessions.add(id, timeout_ms, now);
-        }
-        core
-    }
-
-    fn build(
-        config: Arc<Config>,
-        secret: [u8; 16],
-        tree: Tree,
-        last_zxid: i64,
-        storage: Option<Storage>,
-        durable: Arc<watch::Sender<i64>>,
-    ) -> Core {
         let sessions = SessionTracker::new(
             crate::session::bucket_ms(config.tick_time_ms),
             config.server_id,
             secret,
             wall_clock_ms(),
         );
-        Core {
+        let mut core = Core {
             config,
-            tree,
+            tree: recovered.tree,
             sessions,
             watches: WatchManager::default(),
             conns: HashMap::new(),
@@ -177,7 +148,12 @@ impl Core {
             next_conn_id: 1,
             storage,
             durable,
+        };
+        let now = core.now_ms();
+        for (id, timeout_ms) in recovered.sessions {
+            core.sessions.add(id, timeout_ms, now);
         }
+        core
     }
 
     /// Watches the durable zxid (connections wait on it before sending).
@@ -185,16 +161,9 @@ impl Core {
         self.durable.subscribe()
     }
 
-    /// Figures of the log writer, if there is a log.
-    pub fn wal_stats(&self) -> Option<Arc<crate::storage::WalStats>> {
-        self.storage.as_ref().map(|s| s.wal_stats().clone())
-    }
-
     /// Writes what is queued to the log and stops the writer.
     pub fn close_storage(&mut self) {
-        if let Some(storage) = self.storage.as_mut() {
-            storage.close();
-        }
+        self.storage.close();
     }
 
     /// The zxid the next change gets: the next counter value, or the first of
@@ -207,15 +176,11 @@ impl Core {
         }
     }
 
-    /// Hands an applied change to the log (or, in memory, marks it durable at
-    /// once) and starts a snapshot when one is due.
+    /// Hands an applied change to the log and starts a snapshot when one is
+    /// due.
     fn log(&mut self, header: &TxnHeader, txn: &Txn) {
-        let Some(storage) = self.storage.as_mut() else {
-            self.durable.send_replace(header.zxid);
-            return;
-        };
-        storage.log(header, txn);
-        if storage.snapshot_due() {
+        self.storage.log(header, txn);
+        if self.storage.snapshot_due() {
             // The only part of a snapshot done under the lock: an O(1) clone
             // of the node map and a copy of the session table.
             let started = Instant::now();
@@ -225,7 +190,7 @@ impl Core {
                 sessions: self.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect(),
                 frozen_in: started.elapsed(),
             };
-            storage.start_snapshot(job);
+            self.storage.start_snapshot(job);
         }
     }
 

@@ -35,6 +35,7 @@ pub fn finish(out: &mut [u8], at: usize, zxid: i64) {
 }
 
 /// Appends a whole record.
+#[cfg(test)]
 pub fn append(out: &mut Vec<u8>, zxid: i64, body: &[u8]) {
     let at = start(out);
     out.extend_from_slice(body);

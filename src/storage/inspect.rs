@@ -242,9 +242,11 @@ pub fn verify(dir: &Path) -> Result<String, StorageError> {
             loaded.sessions.len()
         );
     }
-    for file in files::segments(dir).map_err(|e| StorageError::io(dir, e))? {
+    let segments = files::segments(dir).map_err(|e| StorageError::io(dir, e))?;
+    for (i, file) in segments.iter().enumerate() {
         let bytes = std::fs::read(&file.path).map_err(|e| StorageError::io(&file.path, e))?;
-        let mut frames = Frames::new(&bytes, LOG_MAGIC.len(), true);
+        // Only the newest segment may end in a torn write, as in recovery.
+        let mut frames = Frames::new(&bytes, LOG_MAGIC.len(), i + 1 == segments.len());
         let mut count = 0;
         while let Some(frame) = frames
             .next_frame()

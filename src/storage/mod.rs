@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::tree::NodeMap;
 use crate::txn::{Txn, TxnHeader};
 pub use recovery::Recovered;
-pub use wal::{Wal, WalStats};
+pub use wal::Wal;
 
 /// Why the data folder could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +123,6 @@ impl Storage {
             snapshot_running: Arc::new(AtomicBool::new(false)),
         };
         Ok((recovered, storage))
-    }
-
-    pub fn wal_stats(&self) -> &Arc<WalStats> {
-        &self.wal.stats
     }
 
     /// Queues a change record for the log.

@@ -195,14 +195,23 @@ fn write_chunks<T>(
     Ok(())
 }
 
-/// Reads only a snapshot's META record.
+/// Reads only a snapshot's META record (the first few bytes of the file).
 pub fn summary(path: &Path) -> Result<SnapshotSummary, StorageError> {
-    let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(4096).read_to_end(&mut head))
+        .map_err(|e| StorageError::io(path, e))?;
+    parse_summary(path, &head)
+}
+
+/// The META record at the start of `bytes` (the whole file or its start).
+fn parse_summary(path: &Path, bytes: &[u8]) -> Result<SnapshotSummary, StorageError> {
     let damaged = |offset: u64, reason: String| StorageError::damaged(path, offset, reason);
     if bytes.get(..SNAPSHOT_MAGIC.len()) != Some(SNAPSHOT_MAGIC.as_slice()) {
         return Err(damaged(0, "not a Canopy snapshot (bad magic)".into()));
     }
-    let mut frames = Frames::new(&bytes, SNAPSHOT_MAGIC.len(), false);
+    let mut frames = Frames::new(bytes, SNAPSHOT_MAGIC.len(), false);
     let first = frames
         .next_frame()
         .map_err(|d| damaged(d.offset, d.reason))?
@@ -228,10 +237,7 @@ pub fn summary(path: &Path) -> Result<SnapshotSummary, StorageError> {
 pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
     let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
     let damaged = |offset: u64, reason: String| StorageError::damaged(path, offset, reason);
-    if bytes.get(..SNAPSHOT_MAGIC.len()) != Some(SNAPSHOT_MAGIC.as_slice()) {
-        return Err(damaged(0, "not a Canopy snapshot (bad magic)".into()));
-    }
-    let head = summary(path)?;
+    let head = parse_summary(path, &bytes)?;
     let mut frames = Frames::new(&bytes, SNAPSHOT_MAGIC.len(), false);
     let mut acls: Vec<Arc<Vec<Acl>>> = Vec::with_capacity(head.acls as usize);
     let mut sessions = BTreeMap::new();

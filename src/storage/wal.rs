@@ -13,10 +13,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
@@ -33,16 +31,6 @@ pub struct WalSettings {
     pub fsync: bool,
     /// Start a new segment once the current one is this large.
     pub segment_bytes: u64,
-}
-
-/// Figures for `mntr` and the metrics.
-#[derive(Debug, Default)]
-pub struct WalStats {
-    pub batches: AtomicU64,
-    pub records: AtomicU64,
-    pub bytes: AtomicU64,
-    pub fsync_micros_total: AtomicU64,
-    pub fsync_micros_max: AtomicU64,
 }
 
 #[derive(Default)]
@@ -62,7 +50,6 @@ struct Shared {
 /// The log, as the core holds it.
 pub struct Wal {
     shared: Arc<Shared>,
-    pub stats: Arc<WalStats>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -79,12 +66,10 @@ impl Wal {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
         });
-        let stats = Arc::new(WalStats::default());
         let writer = std::thread::Builder::new().name("canopy-wal".into()).spawn({
             let shared = shared.clone();
-            let stats = stats.clone();
             move || {
-                if let Err(err) = write_loop(&settings, &shared, &durable, &stats) {
+                if let Err(err) = write_loop(&settings, &shared, &durable) {
                     // The log is the promise behind every acknowledgement: a
                     // server that cannot keep it must stop, as ZooKeeper does.
                     tracing::error!(%err, dir = %settings.dir.display(), "cannot write the log; stopping");
@@ -94,7 +79,6 @@ impl Wal {
         })?;
         Ok(Wal {
             shared,
-            stats,
             writer: Some(writer),
         })
     }
@@ -162,12 +146,11 @@ fn write_loop(
     settings: &WalSettings,
     shared: &Shared,
     durable: &watch::Sender<i64>,
-    stats: &WalStats,
 ) -> std::io::Result<()> {
     let mut segment: Option<Segment> = None;
     let mut batch = Vec::new();
     loop {
-        let (first_zxid, last_zxid, records) = {
+        let (first_zxid, last_zxid) = {
             let mut pending = shared.pending.lock();
             while pending.records == 0 && !pending.closing {
                 shared.wake.wait(&mut pending);
@@ -176,7 +159,7 @@ fn write_loop(
                 return Ok(());
             }
             std::mem::swap(&mut pending.buf, &mut batch);
-            let taken = (pending.first_zxid, pending.last_zxid, pending.records);
+            let taken = (pending.first_zxid, pending.last_zxid);
             pending.records = 0;
             taken
         };
@@ -192,17 +175,8 @@ fn write_loop(
         current.file.write_all(&batch)?;
         current.len += batch.len() as u64;
         if settings.fsync {
-            let started = Instant::now();
             current.file.sync_data()?;
-            let micros = started.elapsed().as_micros() as u64;
-            stats
-                .fsync_micros_total
-                .fetch_add(micros, Ordering::Relaxed);
-            stats.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
         }
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.records.fetch_add(records, Ordering::Relaxed);
-        stats.bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         durable.send_replace(last_zxid);
         batch.clear();
     }

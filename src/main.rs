@@ -36,6 +36,9 @@ enum Command {
     Data(DataArgs),
     /// Benchmark any ZooKeeper-compatible server (Canopy or ZooKeeper).
     Bench(canopy_bench::BenchArgs),
+    /// The tree browser: zkCli.sh's commands and more (cli/ crate).
+    #[command(flatten)]
+    Browser(canopy_cli::CliCommand),
 }
 
 #[derive(Args)]
@@ -146,19 +149,25 @@ impl ServeArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The browser's commands print their own output; only warnings go to stderr.
+    let default_level = match cli.command {
+        Command::Browser(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Data(args) => data(args),
         Command::Bench(args) => canopy_bench::run(args),
+        Command::Browser(command) => canopy_cli::run(command),
     }
 }
 

@@ -8,17 +8,17 @@ use clap::{Args, Subcommand, ValueEnum};
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// `host:port[,host:port...][/chroot]`.
-    #[arg(long, default_value = "127.0.0.1:2181", env = "CANOPY_SERVER")]
+    #[arg(long, default_value = "127.0.0.1:2181", env = "CANOPY_SERVER", global = true)]
     pub server: String,
     /// `text` for people, `json` for scripts (read commands).
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
     pub output: Output,
     /// Credentials to add before the command, as `scheme:auth`
     /// (e.g. `digest:bob:secret`); may be repeated.
-    #[arg(long, value_name = "SCHEME:AUTH")]
+    #[arg(long, value_name = "SCHEME:AUTH", global = true)]
     pub auth: Vec<String>,
     /// Seconds to wait for a connection.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, global = true)]
     pub connect_timeout: f64,
 }
 

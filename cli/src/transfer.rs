@@ -125,7 +125,8 @@ pub async fn export_tree(client: &Client, server: &str, root: &str) -> CliResult
 pub async fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult<()> {
     let client = ctx.client().await?;
     let file = export_tree(&client, &ctx.server, &a.path).await?;
-    emit_json(&serde_json::to_value(&file).unwrap_or_default());
+    // Straight from the struct, so the fields keep their documented order.
+    say!("{}", serde_json::to_string_pretty(&file).unwrap_or_default());
     eprintln!("exported {} nodes from {}", file.nodes.len(), file.root);
     Ok(())
 }

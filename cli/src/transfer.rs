@@ -195,14 +195,16 @@ pub async fn import_tree(
     // Check for conflicts before writing anything.
     let exists = futures::future::join_all(planned.iter().map(|(p, _, _)| client.exists(p))).await;
     let mut existing = Vec::new();
+    let target_root = normalize(to);
     for ((path, _, _), stat) in planned.iter().zip(exists) {
-        if stat.at(path)?.is_some() {
-            existing.push(path.clone());
+        match stat.at(path)? {
+            // An empty target root is just a place to import into.
+            Some(s) if *path == target_root && s.data_length == 0 && s.num_children == 0 => {}
+            Some(_) => existing.push(path.clone()),
+            None => {}
         }
     }
     if !overwrite {
-        // An existing target root with no data and no children is just a place to import into.
-        existing.retain(|p| p != &normalize(to) || !file.nodes.iter().any(|n| n.path == "/"));
         if let Some(first) = existing.first() {
             let more = if existing.len() > 1 {
                 format!(" (and {} more)", existing.len() - 1)
@@ -229,6 +231,13 @@ pub async fn import_tree(
     }
     for (path, node, _) in planned.iter().rev() {
         let acl = node.acls()?;
+        // An existing node may already have this ACL, perhaps one without
+        // ADMIN that would refuse the set.
+        if let Ok((current, _)) = client.get_acl(path).await {
+            if current == acl {
+                continue;
+            }
+        }
         client.set_acl(path, &acl, None).await.at(path)?;
     }
     Ok(report)

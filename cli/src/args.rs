@@ -8,7 +8,12 @@ use clap::{Args, Subcommand, ValueEnum};
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// `host:port[,host:port...][/chroot]`.
-    #[arg(long, default_value = "127.0.0.1:2181", env = "CANOPY_SERVER", global = true)]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:2181",
+        env = "CANOPY_SERVER",
+        global = true
+    )]
     pub server: String,
     /// `text` for people, `json` for scripts (read commands).
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]

@@ -162,15 +162,22 @@ impl<'r> Browser<'r> {
     /// Finds the next node (after the selected one, in tree order) whose
     /// path contains `needle`, opening its ancestors.
     fn search(&mut self, needle: &str) {
-        let nodes = match self.runtime.block_on(walk(&self.client, &self.root, WalkOptions::default())) {
-            Ok(nodes) => nodes,
-            Err(e) => {
-                self.status = e.message;
-                return;
-            }
-        };
+        let nodes =
+            match self
+                .runtime
+                .block_on(walk(&self.client, &self.root, WalkOptions::default()))
+            {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    self.status = e.message;
+                    return;
+                }
+            };
         let current = self.selected_path();
-        let start = nodes.iter().position(|n| n.path == current).map_or(0, |i| i + 1);
+        let start = nodes
+            .iter()
+            .position(|n| n.path == current)
+            .map_or(0, |i| i + 1);
         let found = nodes[start..]
             .iter()
             .chain(nodes[..start].iter())
@@ -181,7 +188,11 @@ impl<'r> Browser<'r> {
                 // Open every ancestor between the root and the match.
                 let mut at = path.clone();
                 while let Some(cut) = at.rfind('/') {
-                    at = if cut == 0 { "/".to_string() } else { at[..cut].to_string() };
+                    at = if cut == 0 {
+                        "/".to_string()
+                    } else {
+                        at[..cut].to_string()
+                    };
                     if at.len() < self.root.len() {
                         break;
                     }
@@ -202,7 +213,10 @@ impl<'r> Browser<'r> {
     fn save_edit(&mut self, text: &str) {
         let path = self.selected_path();
         let version = self.detail.as_ref().ok().map(|(_, s)| s.version);
-        match self.runtime.block_on(self.client.set_data(&path, text.as_bytes(), version)) {
+        match self
+            .runtime
+            .block_on(self.client.set_data(&path, text.as_bytes(), version))
+        {
             Ok(_) => self.status = format!("saved {path}"),
             Err(e) => self.status = CliError::zk(e, &path).message,
         }
@@ -212,7 +226,10 @@ impl<'r> Browser<'r> {
     fn create_child(&mut self, name: &str) {
         let parent = self.selected_path();
         let path = join(&parent, name.trim());
-        match self.runtime.block_on(self.client.create(&path, b"", &CreateOptions::persistent())) {
+        match self
+            .runtime
+            .block_on(self.client.create(&path, b"", &CreateOptions::persistent()))
+        {
             Ok((created, _)) => {
                 self.status = format!("created {created}");
                 self.expanded.insert(parent);
@@ -225,7 +242,10 @@ impl<'r> Browser<'r> {
     }
 
     fn delete(&mut self, path: &str) {
-        match self.runtime.block_on(crate::zkcli::delete_all(&self.client, path, 1000)) {
+        match self
+            .runtime
+            .block_on(crate::zkcli::delete_all(&self.client, path, 1000))
+        {
             Ok(n) => self.status = format!("deleted {path} ({n} nodes)"),
             Err(e) => self.status = e.message,
         }
@@ -361,10 +381,16 @@ impl<'r> Browser<'r> {
                 } else {
                     row.path.rsplit('/').next().unwrap_or("").to_string()
                 };
-                let mut spans = vec![Span::raw(format!("{}{marker}{name}", "  ".repeat(row.depth)))];
+                let mut spans = vec![Span::raw(format!(
+                    "{}{marker}{name}",
+                    "  ".repeat(row.depth)
+                ))];
                 if let Some(stat) = stat {
                     if NodeKind::of(stat).is_ephemeral() {
-                        spans.push(Span::styled(" (e)", Style::default().add_modifier(Modifier::DIM)));
+                        spans.push(Span::styled(
+                            " (e)",
+                            Style::default().add_modifier(Modifier::DIM),
+                        ));
                     }
                     if stat.num_children > 0 {
                         spans.push(Span::styled(
@@ -394,9 +420,11 @@ impl<'r> Browser<'r> {
             Err(e) => (e.clone(), String::new()),
         };
         frame.render_widget(
-            Paragraph::new(data)
-                .wrap(Wrap { trim: false })
-                .block(Block::default().borders(Borders::ALL).title(format!(" {path} "))),
+            Paragraph::new(data).wrap(Wrap { trim: false }).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" {path} ")),
+            ),
             right[0],
         );
         frame.render_widget(

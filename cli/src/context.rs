@@ -70,15 +70,19 @@ pub async fn connect(server: &str, timeout: Duration) -> CliResult<Client> {
         .connect()
         .await
         .map_err(|e| match e {
-            canopy_client::Error::BadArguments(why) => CliError::new(format!("BadArguments: {why}")),
-            other => CliError::new(format!("ConnectionLoss: cannot connect to {server}: {other}")),
+            canopy_client::Error::BadArguments(why) => {
+                CliError::new(format!("BadArguments: {why}"))
+            }
+            other => CliError::new(format!(
+                "ConnectionLoss: cannot connect to {server}: {other}"
+            )),
         })
 }
 
 /// `scheme:auth` (e.g. `digest:bob:secret`).
 pub async fn add_auth(client: &Client, cred: &str) -> CliResult<()> {
-    let (scheme, auth) = cred
-        .split_once(':')
-        .ok_or_else(|| CliError::new(format!("BadArguments: --auth {cred:?} is not scheme:auth")))?;
+    let (scheme, auth) = cred.split_once(':').ok_or_else(|| {
+        CliError::new(format!("BadArguments: --auth {cred:?} is not scheme:auth"))
+    })?;
     client.add_auth(scheme, auth.as_bytes()).await.at(scheme)
 }

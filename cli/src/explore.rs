@@ -163,7 +163,10 @@ pub async fn grep(ctx: &mut Ctx, a: &GrepArgs) -> CliResult<()> {
         let text = String::from_utf8_lossy(&node.data);
         let lines: Vec<&str> = text.lines().filter(|l| pattern.is_match(l)).collect();
         if !lines.is_empty() {
-            hits.push((node.path.as_str(), lines.into_iter().map(str::to_string).collect::<Vec<_>>()));
+            hits.push((
+                node.path.as_str(),
+                lines.into_iter().map(str::to_string).collect::<Vec<_>>(),
+            ));
         }
     }
     if a.common.output == Output::Json {
@@ -227,7 +230,12 @@ pub async fn du(ctx: &mut Ctx, a: &DuArgs) -> CliResult<()> {
         .filter(|n| n.depth >= 1 && n.depth <= a.depth)
         .map(|n| (n.path.as_str(), totals[&n.path]))
         .collect();
-    rows.sort_by(|x, y| y.1.bytes.cmp(&x.1.bytes).then(y.1.nodes.cmp(&x.1.nodes)).then(x.0.cmp(y.0)));
+    rows.sort_by(|x, y| {
+        y.1.bytes
+            .cmp(&x.1.bytes)
+            .then(y.1.nodes.cmp(&x.1.nodes))
+            .then(x.0.cmp(y.0))
+    });
     let root = &nodes[0];
     let total = totals[&root.path];
     if a.common.output == Output::Json {
@@ -246,7 +254,12 @@ pub async fn du(ctx: &mut Ctx, a: &DuArgs) -> CliResult<()> {
         for (path, u) in rows {
             say!("{:>12} {:>10}  {path}", u.bytes, u.nodes);
         }
-        say!("{:>12} {:>10}  {} (total)", total.bytes, total.nodes, root.path);
+        say!(
+            "{:>12} {:>10}  {} (total)",
+            total.bytes,
+            total.nodes,
+            root.path
+        );
     }
     Ok(())
 }
@@ -262,7 +275,11 @@ pub async fn watch(ctx: &mut Ctx, a: &WatchArgs) -> CliResult<()> {
     eprintln!(
         "watching {}{}; Ctrl-C to stop",
         a.path,
-        if a.recursive { " and everything under it" } else { "" }
+        if a.recursive {
+            " and everything under it"
+        } else {
+            ""
+        }
     );
     let mut seen = 0;
     while a.count.is_none_or(|n| seen < n) {
@@ -278,7 +295,12 @@ pub async fn watch(ctx: &mut Ctx, a: &WatchArgs) -> CliResult<()> {
                 json!({"time": iso_time(now), "type": format!("{:?}", event.event_type), "path": event.path})
             );
         } else {
-            say!("{} {:<20} {}", iso_time(now), format!("{:?}", event.event_type), event.path);
+            say!(
+                "{} {:<20} {}",
+                iso_time(now),
+                format!("{:?}", event.event_type),
+                event.path
+            );
         }
         seen += 1;
     }
@@ -318,7 +340,13 @@ mod tests {
             "/a (2 children, 0 B)\n├── b (1 child, 3 B)\n│   └── c (0 children, 4 B)\n└── d (0 children, 5 B)\n"
         );
         let totals = usage(&nodes);
-        assert_eq!(totals["/a"], Usage { nodes: 4, bytes: 12 });
+        assert_eq!(
+            totals["/a"],
+            Usage {
+                nodes: 4,
+                bytes: 12
+            }
+        );
         assert_eq!(totals["/a/b"], Usage { nodes: 2, bytes: 7 });
     }
 }

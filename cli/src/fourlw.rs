@@ -22,8 +22,8 @@ pub async fn send_word(server: &str, word: &str, timeout: Duration) -> CliResult
             "BadArguments: {word:?} is not a four-letter word"
         )));
     }
-    let parsed = ConnectString::parse(server)
-        .map_err(|e| CliError::new(format!("BadArguments: {e}")))?;
+    let parsed =
+        ConnectString::parse(server).map_err(|e| CliError::new(format!("BadArguments: {e}")))?;
     let (host, port) = &parsed.hosts[0];
     let addr = format!("{host}:{port}");
     let exchange = async {
@@ -94,7 +94,9 @@ pub fn parse_sessions(cons: &str, dump: &str) -> Vec<SessionInfo> {
             continue;
         };
         // The connection asking has no session: it is not listed.
-        let Some(sid) = fields.get("sid") else { continue };
+        let Some(sid) = fields.get("sid") else {
+            continue;
+        };
         let info = sessions.entry(sid.clone()).or_insert_with(|| entry(sid));
         info.client = Some(client);
         info.timeout_ms = fields.get("to").and_then(|t| t.parse().ok());
@@ -107,7 +109,8 @@ pub fn parse_sessions(cons: &str, dump: &str) -> Vec<SessionInfo> {
             section = "sets";
             continue;
         }
-        if line.starts_with("ephemeral nodes dump") || line.starts_with("Sessions with Ephemerals") {
+        if line.starts_with("ephemeral nodes dump") || line.starts_with("Sessions with Ephemerals")
+        {
             section = "ephemerals";
             continue;
         }

@@ -45,7 +45,10 @@ macro_rules! say {
 
 /// Prints a JSON value, pretty, to stdout.
 pub fn emit_json(value: &serde_json::Value) {
-    say!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    say!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// How a command that ran to the end came out.

@@ -179,7 +179,11 @@ pub fn data_preview(data: &[u8], max: usize) -> String {
     let text = match std::str::from_utf8(data) {
         Ok(text) if classify(data) != DataView::Binary => text.replace(['\n', '\r', '\t'], " "),
         _ => {
-            let hex: String = data.iter().take(max / 2).map(|b| format!("{b:02x}")).collect();
+            let hex: String = data
+                .iter()
+                .take(max / 2)
+                .map(|b| format!("{b:02x}"))
+                .collect();
             format!("0x{hex}")
         }
     };
@@ -250,7 +254,8 @@ pub fn acl_spec(acl: &Acl) -> String {
 pub fn parse_acl_list(text: &str) -> Result<Vec<Acl>, String> {
     let mut out = Vec::new();
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = || format!("invalid ACL {entry:?}: expected scheme:id:perms, e.g. world:anyone:cdrwa");
+        let bad =
+            || format!("invalid ACL {entry:?}: expected scheme:id:perms, e.g. world:anyone:cdrwa");
         let (scheme, rest) = entry.split_once(':').ok_or_else(bad)?;
         let (id, letters) = rest.rsplit_once(':').ok_or_else(bad)?;
         let perms = parse_perms(letters).ok_or_else(bad)?;

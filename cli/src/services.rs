@@ -95,7 +95,11 @@ pub async fn services(ctx: &mut Ctx, a: &ServicesArgs) -> CliResult<()> {
         ),
         None => None,
     };
-    let app_matches = |url: &DubboUrl| a.app.as_deref().is_none_or(|app| url.param("application") == Some(app));
+    let app_matches = |url: &DubboUrl| {
+        a.app
+            .as_deref()
+            .is_none_or(|app| url.param("application") == Some(app))
+    };
     let mut interfaces = Vec::new();
     for name in children_or_none(&client, &a.root).await? {
         if glob.as_ref().is_some_and(|g| !g.is_match(&name)) {
@@ -163,7 +167,13 @@ pub async fn services(ctx: &mut Ctx, a: &ServicesArgs) -> CliResult<()> {
         if !i.providers.is_empty() {
             say!(
                 "    {:<22} {:<9} {:<10} {:<10} {:>6}  {:<20} {}",
-                "ADDRESS", "PROTOCOL", "VERSION", "GROUP", "WEIGHT", "APPLICATION", "AGE"
+                "ADDRESS",
+                "PROTOCOL",
+                "VERSION",
+                "GROUP",
+                "WEIGHT",
+                "APPLICATION",
+                "AGE"
             );
         }
         for url in &i.providers {
@@ -182,7 +192,11 @@ pub async fn services(ctx: &mut Ctx, a: &ServicesArgs) -> CliResult<()> {
         if !i.consumers.is_empty() {
             say!(
                 "    {:<22} {:<10} {:<10} {:<20} {}",
-                "ADDRESS", "VERSION", "GROUP", "APPLICATION", "AGE"
+                "ADDRESS",
+                "VERSION",
+                "GROUP",
+                "APPLICATION",
+                "AGE"
             );
         }
         for url in &i.consumers {

@@ -83,7 +83,12 @@ pub fn split_partial_path(word: &str) -> (String, &str) {
 impl Completer for PathCompleter {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
@@ -295,7 +300,10 @@ mod tests {
         );
         assert!(split_words("get \"open").is_err());
         assert_eq!(split_partial_path("/dub"), ("/".to_string(), "dub"));
-        assert_eq!(split_partial_path("/dubbo/com"), ("/dubbo".to_string(), "com"));
+        assert_eq!(
+            split_partial_path("/dubbo/com"),
+            ("/dubbo".to_string(), "com")
+        );
     }
 
     #[test]

@@ -126,7 +126,10 @@ pub async fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult<()> {
     let client = ctx.client().await?;
     let file = export_tree(&client, &ctx.server, &a.path).await?;
     // Straight from the struct, so the fields keep their documented order.
-    say!("{}", serde_json::to_string_pretty(&file).unwrap_or_default());
+    say!(
+        "{}",
+        serde_json::to_string_pretty(&file).unwrap_or_default()
+    );
     eprintln!("exported {} nodes from {}", file.nodes.len(), file.root);
     Ok(())
 }
@@ -250,7 +253,10 @@ async fn ensure_parents(client: &Client, path: &str) -> CliResult<()> {
     for part in parts.iter().take(parts.len().saturating_sub(1)) {
         prefix.push('/');
         prefix.push_str(part);
-        match client.create(&prefix, b"", &CreateOptions::persistent()).await {
+        match client
+            .create(&prefix, b"", &CreateOptions::persistent())
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.is(ErrorCode::NodeExists) => {}
             Err(e) => return Err(e).at(&prefix),
@@ -287,7 +293,10 @@ pub async fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult<()> {
 pub enum Difference {
     OnlyLeft(String),
     OnlyRight(String),
-    Changed { path: String, what: Vec<&'static str> },
+    Changed {
+        path: String,
+        what: Vec<&'static str>,
+    },
 }
 
 pub fn compare(left: &ExportFile, right: &ExportFile, ignore_acl: bool) -> Vec<Difference> {
@@ -338,8 +347,10 @@ pub async fn diff(ctx: &mut Ctx, a: &DiffArgs) -> CliResult<Outcome> {
         export_tree(&left_client, &right_server, &a.right).await?
     };
     let diffs = compare(&left, &right, a.ignore_acl);
-    let by_path: BTreeMap<&str, &ExportNode> = left.nodes.iter().map(|n| (n.path.as_str(), n)).collect();
-    let by_path_r: BTreeMap<&str, &ExportNode> = right.nodes.iter().map(|n| (n.path.as_str(), n)).collect();
+    let by_path: BTreeMap<&str, &ExportNode> =
+        left.nodes.iter().map(|n| (n.path.as_str(), n)).collect();
+    let by_path_r: BTreeMap<&str, &ExportNode> =
+        right.nodes.iter().map(|n| (n.path.as_str(), n)).collect();
     if a.common.output == Output::Json {
         let list: Vec<_> = diffs
             .iter()

@@ -74,7 +74,9 @@ pub async fn walk(client: &Client, root: &str, options: WalkOptions) -> CliResul
     while !level.is_empty() {
         let mut next = Vec::new();
         for chunk in level.chunks(IN_FLIGHT) {
-            let reads = chunk.iter().map(|path| read_node(client, path, depth, options));
+            let reads = chunk
+                .iter()
+                .map(|path| read_node(client, path, depth, options));
             for (path, result) in chunk.iter().zip(join_all(reads).await) {
                 match result {
                     Ok(node) => {

@@ -1,8 +1,7 @@
 //! The commands zkCli.sh has, with its names, flags and output.
 
 use canopy_client::{
-    AddWatchMode, Client, CreateMode, CreateOptions, Op, OneshotWatcher, WatchedEvent,
-    WatcherType,
+    AddWatchMode, Client, CreateMode, CreateOptions, OneshotWatcher, Op, WatchedEvent, WatcherType,
 };
 use serde_json::json;
 
@@ -172,7 +171,9 @@ pub async fn create(ctx: &mut Ctx, a: &CreateArgs) -> CliResult<()> {
         options = options.with_ttl(ttl);
     }
     if let Some(acl) = &a.acl {
-        options = options.with_acl(parse_acl_list(acl).map_err(|e| CliError::new(format!("BadArguments: {e}")))?);
+        options = options.with_acl(
+            parse_acl_list(acl).map_err(|e| CliError::new(format!("BadArguments: {e}")))?,
+        );
     }
     let data = a.data.as_deref().unwrap_or("").as_bytes();
     let client = ctx.client().await?;
@@ -240,7 +241,10 @@ pub async fn set_acl(ctx: &mut Ctx, a: &SetAclArgs) -> CliResult<()> {
     if a.recursive {
         let nodes = walk(&client, &a.path, WalkOptions::default()).await?;
         for node in nodes {
-            client.set_acl(&node.path, &acl, None).await.at(&node.path)?;
+            client
+                .set_acl(&node.path, &acl, None)
+                .await
+                .at(&node.path)?;
         }
         return Ok(());
     }

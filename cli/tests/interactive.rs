@@ -22,11 +22,23 @@ impl Tmux {
             "tmux is needed for the interactive tests (apt-get install tmux)"
         );
         let tmux = Tmux {
-            socket: unique("canopy-cli-tmux").trim_start_matches('/').to_string(),
+            socket: unique("canopy-cli-tmux")
+                .trim_start_matches('/')
+                .to_string(),
         };
         let status = tmux
             .cmd()
-            .args(["new-session", "-d", "-s", "t", "-x", "120", "-y", "32", command])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "32",
+                command,
+            ])
             .status()
             .expect("tmux new-session");
         assert!(status.success());
@@ -42,7 +54,11 @@ impl Tmux {
     /// Named keys (`Down`, `Enter`, `Tab`, `BSpace`) or single characters.
     fn keys(&self, keys: &[&str]) {
         for key in keys {
-            let status = self.cmd().args(["send-keys", "-t", "t", key]).status().unwrap();
+            let status = self
+                .cmd()
+                .args(["send-keys", "-t", "t", key])
+                .status()
+                .unwrap();
             assert!(status.success());
             // One key at a time: the app reads each before the next arrives.
             std::thread::sleep(Duration::from_millis(40));
@@ -51,12 +67,20 @@ impl Tmux {
 
     /// Literal text.
     fn text(&self, text: &str) {
-        let status = self.cmd().args(["send-keys", "-t", "t", "-l", text]).status().unwrap();
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
     fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p", "-t", "t"]).output().unwrap();
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
@@ -113,7 +137,12 @@ fn shell_runs_commands_in_one_session() {
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -122,12 +151,21 @@ fn shell_runs_commands_in_one_session() {
         stdout,
         format!("Created {root}/eph\n[{root}/eph]\nhere\ntwo words\n")
     );
-    assert!(stderr.starts_with(&format!("NoNode: {root}/missing\n")), "{stderr}");
-    assert!(stderr.contains("unrecognized subcommand 'nonsense'"), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("NoNode: {root}/missing\n")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unrecognized subcommand 'nonsense'"),
+        "{stderr}"
+    );
     // The shell's session ended with it, and its ephemeral node with that.
     cli(&["get", &format!("{root}/eph")]).fails_with(&format!("NoNode: {root}/eph"));
     let history = std::fs::read_to_string(home.path().join(".canopy_history")).unwrap();
-    assert!(history.contains(&format!("getEphemerals {root}")), "{history}");
+    assert!(
+        history.contains(&format!("getEphemerals {root}")),
+        "{history}"
+    );
     cli(&["deleteall", &root]).ok();
 }
 
@@ -197,7 +235,10 @@ fn browse_navigates_searches_edits_creates_and_deletes() {
     tmux.text("needle");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_text("found me");
-    assert!(screen.contains(&format!("found {root}/apps/deep/needle")), "{screen}");
+    assert!(
+        screen.contains(&format!("found {root}/apps/deep/needle")),
+        "{screen}"
+    );
     assert!(screen.contains("> "), "{screen}");
 
     // Edit the data of the selected node: clear it, type, save.
@@ -209,20 +250,28 @@ fn browse_navigates_searches_edits_creates_and_deletes() {
     tmux.text("edited");
     tmux.keys(&["Enter"]);
     tmux.wait_text(&format!("saved {root}/apps/deep/needle"));
-    assert_eq!(cli(&["get", &format!("{root}/apps/deep/needle")]).ok(), "edited\n");
+    assert_eq!(
+        cli(&["get", &format!("{root}/apps/deep/needle")]).ok(),
+        "edited\n"
+    );
 
     // Create a child of the selected node.
     tmux.keys(&["c"]);
     tmux.text("kid");
     tmux.keys(&["Enter"]);
     tmux.wait_text(&format!("created {root}/apps/deep/needle/kid"));
-    assert_eq!(cli(&["ls", &format!("{root}/apps/deep/needle")]).ok(), "[kid]\n");
+    assert_eq!(
+        cli(&["ls", &format!("{root}/apps/deep/needle")]).ok(),
+        "[kid]\n"
+    );
 
     // Delete asks first; `n` keeps the node, `y` deletes it and its children.
     tmux.keys(&["Left", "Left"]);
     tmux.wait_text(&format!("┌ {root}/apps/deep/needle "));
     tmux.keys(&["d"]);
-    tmux.wait_text(&format!("delete {root}/apps/deep/needle and 1 nodes under it? (y/n)"));
+    tmux.wait_text(&format!(
+        "delete {root}/apps/deep/needle and 1 nodes under it? (y/n)"
+    ));
     tmux.keys(&["n"]);
     tmux.wait_text("not deleted");
     tmux.keys(&["d"]);

@@ -88,9 +88,9 @@ fn find_grep_and_du_search_and_measure() {
     assert_eq!(json["nodes"], 5);
     assert_eq!(json["subtrees"][0]["path"], format!("{root}/a"));
     assert_eq!(json["subtrees"][1]["path"], format!("{root}/a/two"));
-    cli(&["find", &root, "--name", "[z"]).fails_with(&format!(
-        "BadArguments: --name \"[z\": error parsing glob '[z': unclosed character class; missing ']'"
-    ));
+    cli(&["find", &root, "--name", "[z"]).fails_with(
+        "BadArguments: --name \"[z\": error parsing glob '[z': unclosed character class; missing ']'",
+    );
     cli(&["deleteall", &root]).ok();
 }
 
@@ -108,7 +108,10 @@ fn watch_streams_events_with_timestamps() {
         .map(|l| {
             let parts: Vec<&str> = l.split_whitespace().collect();
             // 2026-11-22T03:10:00.123Z
-            assert!(chrono::DateTime::parse_from_rfc3339(parts[0]).is_ok(), "{l}");
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(parts[0]).is_ok(),
+                "{l}"
+            );
             (parts[1].to_string(), parts[2].to_string())
         })
         .collect();
@@ -124,7 +127,10 @@ fn watch_streams_events_with_timestamps() {
     assert_eq!(watch.wait(), 0);
 
     // Without --recursive: the node itself and its children list.
-    let watch = Background::start(&["watch", &root, "--count", "1", "--output", "json"], "watching");
+    let watch = Background::start(
+        &["watch", &root, "--count", "1", "--output", "json"],
+        "watching",
+    );
     cli(&["create", &format!("{root}/y")]).ok();
     let event: serde_json::Value = serde_json::from_str(&watch.line()).unwrap();
     assert_eq!(event["type"], "NodeChildrenChanged");
@@ -141,11 +147,19 @@ fn export_import_and_diff_across_two_servers() {
     // Binary data, a restrictive ACL and an ephemeral node held by a session.
     rt.block_on(async {
         client
-            .create(&format!("{root}/b/bin"), &[0u8, 0xfe, 7], &CreateOptions::persistent())
+            .create(
+                &format!("{root}/b/bin"),
+                &[0u8, 0xfe, 7],
+                &CreateOptions::persistent(),
+            )
             .await
             .unwrap();
         client
-            .create(&format!("{root}/b/live"), b"me", &CreateOptions::ephemeral())
+            .create(
+                &format!("{root}/b/live"),
+                b"me",
+                &CreateOptions::ephemeral(),
+            )
             .await
             .unwrap();
     });
@@ -159,7 +173,10 @@ fn export_import_and_diff_across_two_servers() {
     let nodes = file["nodes"].as_array().unwrap();
     let by_path = |p: &str| nodes.iter().find(|n| n["path"] == p).unwrap().clone();
     assert_eq!(nodes[0]["path"], "/");
-    assert_eq!(by_path("/a/one")["acl"], serde_json::json!(["world:anyone:rw"]));
+    assert_eq!(
+        by_path("/a/one")["acl"],
+        serde_json::json!(["world:anyone:rw"])
+    );
     assert_eq!(by_path("/b/bin")["encoding"], "base64");
     assert_eq!(by_path("/b/bin")["data"], "AP4H");
     assert_eq!(by_path("/b/live")["kind"], "ephemeral");
@@ -176,9 +193,22 @@ fn export_import_and_diff_across_two_servers() {
         cli_at(&other, &["import", file_arg, "--to", &copy]).ok(),
         format!("Imported into {copy}: 6 created, 0 updated, 1 ephemeral skipped\n")
     );
-    assert_eq!(cli_at(&other, &["get", &format!("{copy}/a/two")]).ok(), "{\n  \"k\": \"port=2\"\n}\n");
-    assert_eq!(cli_at(&other, &["get", &format!("{copy}/b/bin"), "--output", "json"]).json()["data"], "AP4H");
-    assert_eq!(cli_at(&other, &["getAcl", &format!("{copy}/a/one")]).ok(), "'world,'anyone\n: rw\n");
+    assert_eq!(
+        cli_at(&other, &["get", &format!("{copy}/a/two")]).ok(),
+        "{\n  \"k\": \"port=2\"\n}\n"
+    );
+    assert_eq!(
+        cli_at(
+            &other,
+            &["get", &format!("{copy}/b/bin"), "--output", "json"]
+        )
+        .json()["data"],
+        "AP4H"
+    );
+    assert_eq!(
+        cli_at(&other, &["getAcl", &format!("{copy}/a/one")]).ok(),
+        "'world,'anyone\n: rw\n"
+    );
 
     // The ephemeral is the only difference; without it the trees are equal.
     let diff = cli(&["diff", &root, &copy, "--server2", &other]);
@@ -193,21 +223,39 @@ fn export_import_and_diff_across_two_servers() {
     rt.block_on(client.close());
     let same = cli(&["diff", &root, &copy, "--server2", &other]);
     assert_eq!(same.code, 0, "{same:?}");
-    assert!(same.stdout.ends_with("no differences (6 nodes)\n"), "{same:?}");
+    assert!(
+        same.stdout.ends_with("no differences (6 nodes)\n"),
+        "{same:?}"
+    );
 
     // A change on one side shows as data; a second import needs --overwrite.
     cli_at(&other, &["set", &format!("{copy}/a"), "changed"]).ok();
-    let diff = cli(&["diff", &root, &copy, "--server2", &other, "--output", "json"]);
+    let diff = cli(&[
+        "diff",
+        &root,
+        &copy,
+        "--server2",
+        &other,
+        "--output",
+        "json",
+    ]);
     assert_eq!(diff.code, 1);
     let json: serde_json::Value = serde_json::from_str(&diff.stdout).unwrap();
-    assert_eq!(json["differences"], serde_json::json!([{"path": "/a", "differs": ["data"]}]));
-    cli_at(&other, &["import", file_arg, "--to", &copy])
-        .fails_with(&format!("NodeExists: {copy} (and 5 more); use --overwrite to replace"));
+    assert_eq!(
+        json["differences"],
+        serde_json::json!([{"path": "/a", "differs": ["data"]}])
+    );
+    cli_at(&other, &["import", file_arg, "--to", &copy]).fails_with(&format!(
+        "NodeExists: {copy} (and 5 more); use --overwrite to replace"
+    ));
     assert_eq!(
         cli_at(&other, &["import", file_arg, "--to", &copy, "--overwrite"]).ok(),
         format!("Imported into {copy}: 0 created, 6 updated, 1 ephemeral skipped\n")
     );
-    assert_eq!(cli_at(&other, &["get", &format!("{copy}/a")]).ok(), "alpha\n");
+    assert_eq!(
+        cli_at(&other, &["get", &format!("{copy}/a")]).ok(),
+        "alpha\n"
+    );
     // On one server, and from stdin with --ephemerals persistent.
     let local = unique("local");
     let run = cli_with_stdin(
@@ -215,12 +263,23 @@ fn export_import_and_diff_across_two_servers() {
         &["import", "-", "--to", &local, "--ephemerals", "persistent"],
         &export.stdout,
     );
-    assert_eq!(run.ok(), format!("Imported into {local}: 7 created, 0 updated, 0 ephemeral skipped\n"));
+    assert_eq!(
+        run.ok(),
+        format!("Imported into {local}: 7 created, 0 updated, 0 ephemeral skipped\n")
+    );
     let diff = cli(&["diff", &root, &local]);
     assert_eq!(diff.code, 1);
     assert!(diff.stdout.contains("\n+ /b/live\n"), "{diff:?}");
-    cli(&["diff", &root, "/nothing-here"]).code.eq(&2).then_some(()).expect("a missing path is an error (2)");
-    for (server, path) in [(server().connect_string(), root), (server().connect_string(), local), (other, copy)] {
+    cli(&["diff", &root, "/nothing-here"])
+        .code
+        .eq(&2)
+        .then_some(())
+        .expect("a missing path is an error (2)");
+    for (server, path) in [
+        (server().connect_string(), root),
+        (server().connect_string(), local),
+        (other, copy),
+    ] {
         cli_at(&server, &["deleteall", &path]).ok();
     }
 }
@@ -245,36 +304,91 @@ fn services_read_the_dubbo_and_application_layouts() {
     cli(&["create", &format!("{root}/{iface}/providers")]).ok();
     cli(&["create", &format!("{root}/{iface}/consumers")]).ok();
     cli(&["create", &format!("{root}/com.acme.Other")]).ok();
-    for url in [provider("10.0.0.1", 300, "orders"), provider("10.0.0.2", 100, "orders-canary")] {
-        cli(&["create", &format!("{root}/{iface}/providers/{}", url.to_node_name())]).ok();
+    for url in [
+        provider("10.0.0.1", 300, "orders"),
+        provider("10.0.0.2", 100, "orders-canary"),
+    ] {
+        cli(&[
+            "create",
+            &format!("{root}/{iface}/providers/{}", url.to_node_name()),
+        ])
+        .ok();
     }
-    cli(&["create", &format!("{root}/{iface}/consumers/{}", consumer.to_node_name())]).ok();
+    cli(&[
+        "create",
+        &format!("{root}/{iface}/consumers/{}", consumer.to_node_name()),
+    ])
+    .ok();
 
-    let out = cli(&["services", "--root", &root, "--interface", "*Order*"]).ok().to_string();
+    let out = cli(&["services", "--root", &root, "--interface", "*Order*"])
+        .ok()
+        .to_string();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], iface, "{out}");
     assert_eq!(lines[1], "  providers (2)");
-    let cols = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-    assert_eq!(cols(lines[2]), ["ADDRESS", "PROTOCOL", "VERSION", "GROUP", "WEIGHT", "APPLICATION", "AGE"]);
+    let cols = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cols(lines[2]),
+        [
+            "ADDRESS",
+            "PROTOCOL",
+            "VERSION",
+            "GROUP",
+            "WEIGHT",
+            "APPLICATION",
+            "AGE"
+        ]
+    );
     let row = cols(lines[3]);
-    assert_eq!(row[..6], ["10.0.0.1:20880", "dubbo", "2.1", "blue", "300", "orders"]);
+    assert_eq!(
+        row[..6],
+        ["10.0.0.1:20880", "dubbo", "2.1", "blue", "300", "orders"]
+    );
     assert!(row[6].ends_with('s'), "an age like 3s: {out}");
-    assert_eq!(cols(lines[4])[..6], ["10.0.0.2:20880", "dubbo", "2.1", "blue", "100", "orders-canary"]);
+    assert_eq!(
+        cols(lines[4])[..6],
+        [
+            "10.0.0.2:20880",
+            "dubbo",
+            "2.1",
+            "blue",
+            "100",
+            "orders-canary"
+        ]
+    );
     assert_eq!(lines[5], "  consumers (1)");
     assert_eq!(cols(lines[7])[..4], ["10.9.9.9", "2.1", "-", "web"]);
     assert!(!out.contains("com.acme.Other"), "{out}");
 
-    let filtered = cli(&["services", "--root", &root, "--app", "orders-canary", "--output", "json"]).json();
+    let filtered = cli(&[
+        "services",
+        "--root",
+        &root,
+        "--app",
+        "orders-canary",
+        "--output",
+        "json",
+    ])
+    .json();
     let list = filtered["interfaces"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["providers"].as_array().unwrap().len(), 1);
     assert_eq!(list[0]["providers"][0]["address"], "10.0.0.2:20880");
     assert_eq!(list[0]["consumers"].as_array().unwrap().len(), 0);
 
-    let show = cli(&["services", "--root", &root, "show", iface]).ok().to_string();
+    let show = cli(&["services", "--root", &root, "show", iface])
+        .ok()
+        .to_string();
     assert!(show.contains("\n    10.0.0.1:20880\n      url: dubbo://10.0.0.1:20880/com.acme.OrderService?application=orders&"), "{show}");
     assert!(show.contains("\n      methods = place,cancel\n"), "{show}");
-    assert!(show.contains("\n  consumers (1)\n    10.9.9.9:0\n"), "{show}");
+    assert!(
+        show.contains("\n  consumers (1)\n    10.9.9.9:0\n"),
+        "{show}"
+    );
     cli(&["services", "--root", &root, "show", "com.acme.Missing"])
         .fails_with(&format!("NoNode: {root}/com.acme.Missing"));
     cli(&["deleteall", &root]).ok();
@@ -289,15 +403,33 @@ fn application_instances_under_services() {
     let rt = runtime();
     let client = rt.block_on(connect());
     rt.block_on(async {
-        let _ = client.create("/services", b"", &CreateOptions::persistent()).await;
-        client.create(&format!("/services/{app}"), b"", &CreateOptions::persistent()).await.unwrap();
+        let _ = client
+            .create("/services", b"", &CreateOptions::persistent())
+            .await;
         client
-            .create(&format!("/services/{app}/10.1.1.1:20880"), &instance.to_json(), &CreateOptions::ephemeral())
+            .create(
+                &format!("/services/{app}"),
+                b"",
+                &CreateOptions::persistent(),
+            )
+            .await
+            .unwrap();
+        client
+            .create(
+                &format!("/services/{app}/10.1.1.1:20880"),
+                &instance.to_json(),
+                &CreateOptions::ephemeral(),
+            )
             .await
             .unwrap();
     });
     let out = cli(&["services", "--app", &app]).ok().to_string();
-    assert!(out.contains(&format!("application {app} (1 instances)\n    10.1.1.1:20880")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "application {app} (1 instances)\n    10.1.1.1:20880"
+        )),
+        "{out}"
+    );
     assert!(out.contains("revision r42"), "{out}");
     rt.block_on(client.close());
     cli(&["deleteall", &format!("/services/{app}")]).ok();
@@ -312,7 +444,8 @@ fn sessions_list_ephemerals_and_four_sends_a_word() {
     let rt = runtime();
     let client = rt.block_on(connect());
     let path = unique("owned");
-    rt.block_on(client.create(&path, b"", &CreateOptions::ephemeral())).unwrap();
+    rt.block_on(client.create(&path, b"", &CreateOptions::ephemeral()))
+        .unwrap();
     let id = format!("0x{:x}", client.session_id());
     let out = cli(&["sessions"]).ok().to_string();
     let line = out
@@ -323,7 +456,13 @@ fn sessions_list_ephemerals_and_four_sends_a_word() {
     assert!(line.trim_end().ends_with(" 1"), "one ephemeral: {line}");
     assert!(out.contains(&format!("{line}\n    {path}\n")), "{out}");
     let json = cli(&["sessions", "--output", "json"]).json();
-    let me = json.as_array().unwrap().iter().find(|s| s["session"] == id.as_str()).unwrap().clone();
+    let me = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["session"] == id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(me["ephemerals"], serde_json::json!([path]));
     rt.block_on(client.close());
 }

@@ -29,12 +29,24 @@ fn create_ls_get_set_delete_like_zkcli() {
     let with_stat = cli(&["get", "-s", &a]).ok().to_string();
     let lines: Vec<&str> = with_stat.lines().collect();
     assert_eq!(lines[0], "hello");
-    let keys: Vec<&str> = lines[1..].iter().map(|l| l.split(" = ").next().unwrap()).collect();
+    let keys: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(" = ").next().unwrap())
+        .collect();
     assert_eq!(
         keys,
         [
-            "cZxid", "ctime", "mZxid", "mtime", "pZxid", "cversion", "dataVersion",
-            "aclVersion", "ephemeralOwner", "dataLength", "numChildren"
+            "cZxid",
+            "ctime",
+            "mZxid",
+            "mtime",
+            "pZxid",
+            "cversion",
+            "dataVersion",
+            "aclVersion",
+            "ephemeralOwner",
+            "dataLength",
+            "numChildren"
         ]
     );
     assert!(with_stat.contains("dataVersion = 0\n"), "{with_stat}");
@@ -74,8 +86,14 @@ fn create_modes_sequential_container_ttl_ephemeral() {
     let root = unique("modes");
     cli(&["create", &root]).ok();
     let seq = format!("{root}/job-");
-    assert_eq!(cli(&["create", "-s", &seq, "d"]).ok(), format!("Created {seq}0000000000\n"));
-    assert_eq!(cli(&["create", "-s", &seq]).ok(), format!("Created {seq}0000000001\n"));
+    assert_eq!(
+        cli(&["create", "-s", &seq, "d"]).ok(),
+        format!("Created {seq}0000000000\n")
+    );
+    assert_eq!(
+        cli(&["create", "-s", &seq]).ok(),
+        format!("Created {seq}0000000001\n")
+    );
     cli(&["create", "-c", &format!("{root}/box")]).ok();
     cli(&["create", "-t", "60000", &format!("{root}/ttl")]).ok();
     // An ephemeral node lives as long as the command's session: gone after.
@@ -109,7 +127,9 @@ fn acls_and_auth() {
     cli(&[&["create", &mine, "m", "auth::cdrwa"][..], &auth[..]].concat()).ok();
     // Reading an ACL needs READ or ADMIN (ZOOKEEPER-1392).
     cli(&["getAcl", &mine]).fails_with(&format!("NoAuth: {mine}"));
-    let acl = cli(&[&["getAcl", &mine][..], &auth[..]].concat()).ok().to_string();
+    let acl = cli(&[&["getAcl", &mine][..], &auth[..]].concat())
+        .ok()
+        .to_string();
     assert!(acl.starts_with("'digest,'bob:"), "{acl}");
     assert!(acl.ends_with("\n: cdrwa\n"), "{acl}");
     cli(&["get", &mine]).fails_with(&format!("NoAuth: {mine}"));
@@ -123,8 +143,13 @@ fn acls_and_auth() {
     cli(&["create", &tree]).ok();
     cli(&["create", &format!("{tree}/leaf")]).ok();
     cli(&["setAcl", "-R", &tree, "world:anyone:cdra"]).ok();
-    assert_eq!(cli(&["getAcl", &format!("{tree}/leaf")]).ok(), "'world,'anyone\n: cdra\n");
-    let stat = cli(&["setAcl", "-s", &tree, "world:anyone:cdrwa"]).ok().to_string();
+    assert_eq!(
+        cli(&["getAcl", &format!("{tree}/leaf")]).ok(),
+        "'world,'anyone\n: cdra\n"
+    );
+    let stat = cli(&["setAcl", "-s", &tree, "world:anyone:cdrwa"])
+        .ok()
+        .to_string();
     assert!(stat.contains("aclVersion = 2\n"), "{stat}");
     cli(&["setAcl", &tree, "world:anyone:xyz"]).fails_with(
         "BadArguments: invalid ACL \"world:anyone:xyz\": expected scheme:id:perms, e.g. world:anyone:cdrwa",
@@ -140,9 +165,26 @@ fn data_shows_as_text_json_or_hex_and_as_json_for_scripts() {
     let client = rt.block_on(connect());
     let root = unique("data");
     rt.block_on(async {
-        client.create(&root, b"", &CreateOptions::persistent()).await.unwrap();
-        client.create(&format!("{root}/json"), br#"{"port":20880,"tags":["a"]}"#, &CreateOptions::persistent()).await.unwrap();
-        client.create(&format!("{root}/bin"), &[0u8, 1, 2, 0xff, b'A'], &CreateOptions::persistent()).await.unwrap();
+        client
+            .create(&root, b"", &CreateOptions::persistent())
+            .await
+            .unwrap();
+        client
+            .create(
+                &format!("{root}/json"),
+                br#"{"port":20880,"tags":["a"]}"#,
+                &CreateOptions::persistent(),
+            )
+            .await
+            .unwrap();
+        client
+            .create(
+                &format!("{root}/bin"),
+                &[0u8, 1, 2, 0xff, b'A'],
+                &CreateOptions::persistent(),
+            )
+            .await
+            .unwrap();
     });
     assert_eq!(
         cli(&["get", &format!("{root}/json")]).ok(),
@@ -182,7 +224,11 @@ fn sync_ephemerals_config_and_errors() {
     let dead = format!("127.0.0.1:{}", free_port());
     let run = cli_at(&dead, &["ls", "/", "--connect-timeout", "0.5"]);
     assert_ne!(run.code, 0);
-    assert!(run.stderr.starts_with(&format!("ConnectionLoss: cannot connect to {dead}")), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("ConnectionLoss: cannot connect to {dead}")),
+        "{run:?}"
+    );
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
     cli(&["delete", &root]).ok();
 }

@@ -14,6 +14,14 @@ if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
     $SUDO apt-get install -y -q zookeeper zookeeper-bin default-jre-headless
 fi
 
+if ! command -v tmux >/dev/null; then
+    echo "== installing tmux (the CLI's interactive tests drive the shell and browser in it)"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q tmux
+fi
+
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then
     echo "== creating the Python venv $VENV"
@@ -32,6 +40,9 @@ CANOPY_BIN="$PWD/target/debug/canopy" scripts/bench-smoke.sh
 
 echo "== the Rust client's integration tests against Apache ZooKeeper 3.8"
 CLIENT_TEST_TARGET=zookeeper cargo test -p canopy-client --test api --test session --test registry
+
+echo "== the canopy CLI's integration tests (zkCli commands, tools, shell, browser) against Apache ZooKeeper 3.8"
+CLIENT_TEST_TARGET=zookeeper cargo test -p canopy-cli --test zkcli --test tools --test interactive
 
 echo "== client compatibility: kazoo, zkCli.sh and the Dubbo flow against Canopy"
 CANOPY_BIN="$PWD/target/debug/canopy" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat

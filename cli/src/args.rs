@@ -214,6 +214,7 @@ pub struct StatArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SetArgs {
     pub path: String,
+    #[arg(allow_hyphen_values = true)]
     pub data: String,
     /// Print the new Stat.
     #[arg(short = 's')]
@@ -228,6 +229,7 @@ pub struct SetArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
     pub path: String,
+    #[arg(allow_hyphen_values = true)]
     pub data: Option<String>,
     /// `scheme:id:perms[,...]`, e.g. `world:anyone:cdrwa`.
     pub acl: Option<String>,

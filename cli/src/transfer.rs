@@ -28,6 +28,9 @@ use crate::{emit_json, say, Outcome};
 
 const FORMAT: &str = "canopy-export";
 
+/// Writes in flight at once during an import.
+const PIPELINE: usize = 256;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExportFile {
     pub format: String,
@@ -220,28 +223,93 @@ pub async fn import_tree(
         }
     }
     ensure_parents(client, &normalize(to)).await?;
-    for (path, node, options) in &planned {
-        let data = node.bytes()?;
-        // Created open; the exported ACL is applied below.
-        match client.create(path, &data, options).await {
-            Ok(_) => report.created += 1,
-            Err(e) if e.is(ErrorCode::NodeExists) => {
-                client.set_data(path, &data, None).await.at(path)?;
-                report.updated += 1;
+    // Open ACLs are given at create time. Any other ACL is set once every
+    // node exists, deepest first, since it may refuse us creating children.
+    let open = Acl::open_unsafe();
+    let mut late_acl = Vec::new();
+    // One level at a time (parents exist before their children), the
+    // creates of a level pipelined.
+    let mut by_depth: BTreeMap<usize, Vec<&(String, &ExportNode, CreateOptions)>> = BTreeMap::new();
+    for item in &planned {
+        by_depth
+            .entry(item.1.path.matches('/').count())
+            .or_default()
+            .push(item);
+    }
+    for level in by_depth.values() {
+        for chunk in level.chunks(PIPELINE) {
+            let mut writes = Vec::new();
+            for (path, node, options) in chunk.iter().map(|i| (&i.0, i.1, &i.2)) {
+                let data = node.bytes()?;
+                let acl = node.acls()?;
+                let mut options = options.clone();
+                if acl == open {
+                    options.acl = acl;
+                } else {
+                    late_acl.push((path.clone(), acl));
+                }
+                writes.push(async move {
+                    let created = match client.create(path, &data, &options).await {
+                        // ZooKeeper checks the parent's CREATE permission before
+                        // existence: a node under a closed parent may be there already.
+                        Err(e) if e.is(ErrorCode::NoAuth) => match client.exists(path).await {
+                            Ok(Some(_)) => Err(canopy_client::Error::Server(ErrorCode::NodeExists)),
+                            _ => Err(e),
+                        },
+                        other => other,
+                    };
+                    match created {
+                        Ok(_) => Ok(false),
+                        Err(e) if e.is(ErrorCode::NodeExists) => {
+                            client.set_data(path, &data, None).await.at(path)?;
+                            // The ACL of an existing node is checked below too.
+                            Ok(true)
+                        }
+                        Err(e) => Err(e).at(path),
+                    }
+                });
             }
-            Err(e) => return Err(e).at(path),
+            for updated in futures::future::join_all(writes).await {
+                if updated? {
+                    report.updated += 1;
+                } else {
+                    report.created += 1;
+                }
+            }
         }
     }
-    for (path, node, _) in planned.iter().rev() {
-        let acl = node.acls()?;
-        // An existing node may already have this ACL, perhaps one without
-        // ADMIN that would refuse the set.
-        if let Ok((current, _)) = client.get_acl(path).await {
-            if current == acl {
-                continue;
+    if report.updated > 0 {
+        // Existing nodes keep whatever ACL they had: compare them all.
+        late_acl = planned
+            .iter()
+            .map(|(path, node, _)| Ok((path.clone(), node.acls()?)))
+            .collect::<CliResult<_>>()?;
+    }
+    // Deepest level first; the nodes of a level pipelined.
+    let mut acl_levels: BTreeMap<std::cmp::Reverse<usize>, Vec<(String, Vec<Acl>)>> =
+        BTreeMap::new();
+    for (path, acl) in late_acl {
+        acl_levels
+            .entry(std::cmp::Reverse(path.matches('/').count()))
+            .or_default()
+            .push((path, acl));
+    }
+    for level in acl_levels.values() {
+        for chunk in level.chunks(PIPELINE) {
+            let sets = chunk.iter().map(|(path, acl)| async move {
+                // A node may already have this ACL, perhaps one without
+                // ADMIN that would refuse the set.
+                if let Ok((current, _)) = client.get_acl(path).await {
+                    if current == *acl {
+                        return Ok(());
+                    }
+                }
+                client.set_acl(path, acl, None).await.at(path).map(drop)
+            });
+            for result in futures::future::join_all(sets).await {
+                result?;
             }
         }
-        client.set_acl(path, &acl, None).await.at(path)?;
     }
     Ok(report)
 }

@@ -164,6 +164,8 @@ fn export_import_and_diff_across_two_servers() {
             .unwrap();
     });
     cli(&["setAcl", &format!("{root}/a/one"), "world:anyone:rw"]).ok();
+    // A parent whose ACL refuses creating children: imported after them.
+    cli(&["setAcl", &format!("{root}/b"), "world:anyone:rwd"]).ok();
 
     let export = cli(&["export", &root]);
     let file: serde_json::Value = export.json();
@@ -208,6 +210,10 @@ fn export_import_and_diff_across_two_servers() {
     assert_eq!(
         cli_at(&other, &["getAcl", &format!("{copy}/a/one")]).ok(),
         "'world,'anyone\n: rw\n"
+    );
+    assert_eq!(
+        cli_at(&other, &["getAcl", &format!("{copy}/b")]).ok(),
+        "'world,'anyone\n: drw\n"
     );
 
     // The ephemeral is the only difference; without it the trees are equal.

@@ -102,22 +102,41 @@ pub fn canopy_bin() -> PathBuf {
     bin
 }
 
+/// `--admin-port 0` when this build of `canopy serve` has an admin HTTP
+/// server (its default port would clash between test servers).
+fn admin_off_flags() -> Vec<String> {
+    let help = Command::new(canopy_bin())
+        .args(["serve", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    if help.contains("--admin-port") {
+        vec!["--admin-port".into(), "0".into()]
+    } else {
+        Vec::new()
+    }
+}
+
 fn server_command(target: Target, port: u16, dir: &std::path::Path) -> Vec<String> {
     match target {
-        Target::Canopy => vec![
-            canopy_bin().display().to_string(),
-            "serve".into(),
-            "--port".into(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-            "--tick-time".into(),
-            TICK_MS.to_string(),
-            "--four-letter-words".into(),
-            "*".into(),
-        ],
+        Target::Canopy => [
+            vec![
+                canopy_bin().display().to_string(),
+                "serve".into(),
+                "--port".into(),
+                port.to_string(),
+                "--bind".into(),
+                "127.0.0.1".into(),
+                "--data-dir".into(),
+                dir.join("data").display().to_string(),
+                "--tick-time".into(),
+                TICK_MS.to_string(),
+                "--four-letter-words".into(),
+                "*".into(),
+            ],
+            admin_off_flags(),
+        ]
+        .concat(),
         Target::ZooKeeper => {
             let java_dir = std::env::var("ZKREF_JAVA_DIR").unwrap_or("/usr/share/java".into());
             let jars = [

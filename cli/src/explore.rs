@@ -12,7 +12,7 @@ use crate::context::Ctx;
 use crate::error::{AtPath, CliError, CliResult};
 use crate::render::*;
 use crate::walk::{walk, Node, WalkOptions};
-use crate::{emit_json, say};
+use crate::{emit_json, put, say};
 
 /// `1 child`, `3 children`.
 fn children_label(n: i32) -> String {
@@ -77,7 +77,7 @@ pub async fn tree(ctx: &mut Ctx, a: &TreeArgs) -> CliResult<()> {
     if a.common.output == Output::Json {
         emit_json(&nested_json(&nodes));
     } else {
-        print!("{}", draw_tree(&nodes));
+        put!("{}", draw_tree(&nodes));
     }
     Ok(())
 }

@@ -43,6 +43,15 @@ macro_rules! say {
     }};
 }
 
+/// Like [`say!`] without the newline.
+#[macro_export]
+macro_rules! put {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Prints a JSON value, pretty, to stdout.
 pub fn emit_json(value: &serde_json::Value) {
     say!(

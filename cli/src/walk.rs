@@ -114,19 +114,30 @@ async fn read_node(
     depth: usize,
     options: WalkOptions,
 ) -> canopy_client::Result<Node> {
-    let (mut children, mut stat) = client.get_children(path).await?;
-    children.sort();
-    let mut data = Vec::new();
-    if options.data {
-        let (bytes, data_stat) = client.get_data(path).await?;
-        data = bytes;
-        stat = data_stat;
-    }
-    let acl = if options.acl {
-        client.get_acl(path).await?.0
-    } else {
-        Vec::new()
+    // The three reads go out together.
+    let data_read = async {
+        match options.data {
+            true => client.get_data(path).await.map(Some),
+            false => Ok(None),
+        }
     };
+    let acl_read = async {
+        match options.acl {
+            true => client.get_acl(path).await.map(|(acl, _)| acl),
+            false => Ok(Vec::new()),
+        }
+    };
+    let (children, data, acl) = futures::join!(client.get_children(path), data_read, acl_read);
+    let (mut children, mut stat) = children?;
+    children.sort();
+    let data = match data? {
+        Some((bytes, data_stat)) => {
+            stat = data_stat;
+            bytes
+        }
+        None => Vec::new(),
+    };
+    let acl = acl?;
     Ok(Node {
         path: path.to_string(),
         depth,

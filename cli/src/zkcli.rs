@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::error::{AtPath, CliError, CliResult};
 use crate::render::*;
 use crate::walk::{walk, WalkOptions};
-use crate::{emit_json, say};
+use crate::{emit_json, put, say};
 
 /// An event as zkCli prints it.
 pub fn event_line(event: &WatchedEvent) -> String {
@@ -73,7 +73,7 @@ pub async fn ls(ctx: &mut Ctx, a: &LsArgs) -> CliResult<()> {
     } else {
         say!("{}", java_list(&children));
         if a.stat {
-            print!("{}", stat_text(&stat));
+            put!("{}", stat_text(&stat));
         }
     }
     if let Some(watcher) = watcher {
@@ -108,7 +108,7 @@ pub async fn get(ctx: &mut Ctx, a: &GetArgs) -> CliResult<()> {
             say!("{}", data_text(&data));
         }
         if a.stat {
-            print!("{}", stat_text(&stat));
+            put!("{}", stat_text(&stat));
         }
     }
     if let Some(watcher) = watcher {
@@ -131,7 +131,7 @@ pub async fn stat(ctx: &mut Ctx, a: &StatArgs) -> CliResult<()> {
     if a.common.output == Output::Json {
         emit_json(&json!({"path": a.path, "stat": stat_json(&stat)}));
     } else {
-        print!("{}", stat_text(&stat));
+        put!("{}", stat_text(&stat));
     }
     if let Some(watcher) = watcher {
         follow(ctx, watcher).await;
@@ -146,7 +146,7 @@ pub async fn set(ctx: &mut Ctx, a: &SetArgs) -> CliResult<()> {
         .await
         .at(&a.path)?;
     if a.stat {
-        print!("{}", stat_text(&stat));
+        put!("{}", stat_text(&stat));
     }
     Ok(())
 }
@@ -227,9 +227,9 @@ pub async fn get_acl(ctx: &mut Ctx, a: &GetAclArgs) -> CliResult<()> {
         }
         emit_json(&value);
     } else {
-        print!("{}", acl_text(&acl));
+        put!("{}", acl_text(&acl));
         if a.stat {
-            print!("{}", stat_text(&stat));
+            put!("{}", stat_text(&stat));
         }
     }
     Ok(())
@@ -250,7 +250,7 @@ pub async fn set_acl(ctx: &mut Ctx, a: &SetAclArgs) -> CliResult<()> {
     }
     let stat = client.set_acl(&a.path, &acl, a.version).await.at(&a.path)?;
     if a.stat {
-        print!("{}", stat_text(&stat));
+        put!("{}", stat_text(&stat));
     }
     Ok(())
 }
@@ -368,7 +368,7 @@ pub async fn config(ctx: &mut Ctx, a: &ConfigArgs) -> CliResult<()> {
     } else {
         say!("{}", text.trim_end());
         if a.stat {
-            print!("{}", stat_text(&stat));
+            put!("{}", stat_text(&stat));
         }
     }
     Ok(())

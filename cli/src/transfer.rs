@@ -10,6 +10,9 @@
 //! Paths are relative to the exported root (`/` is the root itself) and
 //! parents come before their children. `encoding` is `utf8` or `base64`;
 //! `kind` is `persistent`, `ephemeral`, `container` or `ttl` (with `ttl_ms`).
+//! ZooKeeper 3.8 and Canopy report `ephemeralOwner` 0 for containers and TTL
+//! nodes, so exports from them carry those as `persistent`; a hand-written
+//! file may still ask for the other kinds.
 
 use std::collections::BTreeMap;
 

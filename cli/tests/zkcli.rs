@@ -96,6 +96,12 @@ fn create_modes_sequential_container_ttl_ephemeral() {
     );
     cli(&["create", "-c", &format!("{root}/box")]).ok();
     cli(&["create", "-t", "60000", &format!("{root}/ttl")]).ok();
+    // ZooKeeper 3.8 (and Canopy) report ephemeralOwner 0 for containers and
+    // TTL nodes, so a client cannot tell them from persistent ones.
+    for name in ["box", "ttl"] {
+        let stat = cli(&["stat", &format!("{root}/{name}"), "--output", "json"]).json();
+        assert_eq!(stat["stat"]["kind"], "persistent");
+    }
     // An ephemeral node lives as long as the command's session: gone after.
     let eph = format!("{root}/eph");
     let run = cli(&["create", "-e", &eph]);

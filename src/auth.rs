@@ -11,9 +11,7 @@
 use std::collections::BTreeMap;
 
 use bytes::BufMut;
-use canopy_protocol::{
-    build_frame, ErrorCode, Id, Jute, ReplyHeader, Response, SetSaslResponse,
-};
+use canopy_protocol::{build_frame, ErrorCode, Id, Jute, ReplyHeader, Response, SetSaslResponse};
 
 use crate::config::Config;
 use crate::core::{Action, ConnId, Core, Outbound};
@@ -33,7 +31,9 @@ pub struct AuthSetup {
 pub fn setup(config: &Config) -> Result<AuthSetup, String> {
     if config.enforce_auth_enabled {
         if config.enforce_auth_schemes.is_empty() {
-            return Err("enforce_auth_enabled needs at least one scheme in enforce_auth_schemes".into());
+            return Err(
+                "enforce_auth_enabled needs at least one scheme in enforce_auth_schemes".into(),
+            );
         }
         for scheme in &config.enforce_auth_schemes {
             if !SCHEMES.contains(&scheme.as_str()) {
@@ -56,7 +56,7 @@ pub fn setup(config: &Config) -> Result<AuthSetup, String> {
 pub fn is_authenticated(identities: &[Id], schemes: &[String]) -> bool {
     identities
         .iter()
-        .any(|id| schemes.iter().any(|scheme| *scheme == id.scheme))
+        .any(|id| schemes.contains(&id.scheme))
 }
 
 /// A connection's SASL exchange, started by its first SASL request.
@@ -106,7 +106,11 @@ impl Core {
         if is_authenticated(&conn.identities, &self.config.enforce_auth_schemes) {
             return None;
         }
-        let schemes: Vec<&str> = conn.identities.iter().map(|id| id.scheme.as_str()).collect();
+        let schemes: Vec<&str> = conn
+            .identities
+            .iter()
+            .map(|id| id.scheme.as_str())
+            .collect();
         let reason = format!(
             "authentication required: the connection's scheme(s) {schemes:?} match none of {:?}",
             self.config.enforce_auth_schemes
@@ -163,7 +167,13 @@ impl Core {
 
     /// A reply with zxid 0. `Some(Response::Empty)` writes a null buffer
     /// (length -1), as ZooKeeper's `SetSASLResponse(null)`.
-    fn send_raw_reply(&mut self, conn_id: ConnId, xid: i32, err: ErrorCode, body: Option<&Response>) {
+    fn send_raw_reply(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        body: Option<&Response>,
+    ) {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return;
         };

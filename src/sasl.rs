@@ -64,8 +64,7 @@ impl SaslSettings {
 pub fn jaas_users(path: &Path, section: &str) -> Result<BTreeMap<String, String>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read JAAS file {}: {e}", path.display()))?;
-    parse_jaas_users(&text, section)
-        .map_err(|e| format!("JAAS file {}: {e}", path.display()))
+    parse_jaas_users(&text, section).map_err(|e| format!("JAAS file {}: {e}", path.display()))
 }
 
 /// Parses JAAS syntax: `Name { module flag key="value" ...; ... };`, with
@@ -88,7 +87,8 @@ pub fn parse_jaas_users(text: &str, section: &str) -> Result<BTreeMap<String, St
             let body = &tokens[i + 2..close];
             for (k, token) in body.iter().enumerate() {
                 if token == "=" {
-                    let (Some(key), Some(value)) = (k.checked_sub(1).map(|p| &body[p]), body.get(k + 1))
+                    let (Some(key), Some(value)) =
+                        (k.checked_sub(1).map(|p| &body[p]), body.get(k + 1))
                     else {
                         return Err("`=` without a key or a value".into());
                     };
@@ -183,16 +183,13 @@ impl DigestMd5Server {
     /// Takes the client's next token. The first (empty, DIGEST-MD5 has no
     /// initial response) gets the challenge; the second is checked against
     /// `users` and gets `rspauth`. Anything wrong ends the exchange.
-    pub fn step(
-        &mut self,
-        token: &[u8],
-        users: &BTreeMap<String, String>,
-    ) -> Result<Step, String> {
+    pub fn step(&mut self, token: &[u8], users: &BTreeMap<String, String>) -> Result<Step, String> {
         if self.done {
             return Err("SASL exchange already complete".into());
         }
         let Some(nonce) = self.nonce.clone() else {
-            let nonce = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 30]>());
+            let nonce =
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 30]>());
             let challenge = format!(
                 "realm=\"{REALM}\",nonce=\"{nonce}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess"
             );
@@ -390,7 +387,10 @@ mod tests {
             secrets.response_value("AUTHENTICATE"),
             "d388dad90d4bbd760a152321f2143af7"
         );
-        assert_eq!(secrets.response_value(""), "ea40f60335c427b5527b84dbabcdfffd");
+        assert_eq!(
+            secrets.response_value(""),
+            "ea40f60335c427b5527b84dbabcdfffd"
+        );
     }
 
     /// Plays the client side of the exchange by the RFC.

@@ -75,12 +75,10 @@ pub fn acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, String> {
         .map_err(|e| e.to_string())?;
     let builder = match (settings.client_auth, &settings.ca_file) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
-        (_, None) => {
-            return Err(
-                "tls.client_auth \"need\" or \"want\" needs tls.ca_file to verify client certificates"
-                    .into(),
-            )
-        }
+        (_, None) => return Err(
+            "tls.client_auth \"need\" or \"want\" needs tls.ca_file to verify client certificates"
+                .into(),
+        ),
         (mode, Some(ca_file)) => {
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(ca_file)

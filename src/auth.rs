@@ -54,9 +54,7 @@ pub fn setup(config: &Config) -> Result<AuthSetup, String> {
 
 /// Whether a connection's identities satisfy enforcement.
 pub fn is_authenticated(identities: &[Id], schemes: &[String]) -> bool {
-    identities
-        .iter()
-        .any(|id| schemes.contains(&id.scheme))
+    identities.iter().any(|id| schemes.contains(&id.scheme))
 }
 
 /// A connection's SASL exchange, started by its first SASL request.
@@ -74,12 +72,14 @@ pub enum SaslOutcome {
     },
     /// The exchange failed: answer with an error and close.
     Failed(String),
+    /// No SASL users are configured.
+    NotConfigured,
 }
 
 impl SaslState {
     pub fn step(&mut self, token: &[u8], users: &BTreeMap<String, String>) -> SaslOutcome {
         if users.is_empty() {
-            return SaslOutcome::Failed("SASL is not configured (no users)".into());
+            return SaslOutcome::NotConfigured;
         }
         match self.digest.step(token, users) {
             Ok(Step::Continue(token)) => SaslOutcome::Reply {
@@ -138,6 +138,10 @@ impl Core {
                         user = %id.id,
                         "SASL DIGEST-MD5 authentication succeeded"
                     );
+                    let is_super = self.config.sasl.super_user.as_deref() == Some(id.id.as_str());
+                    if is_super && !conn.identities.iter().any(|i| i.scheme == "super") {
+                        conn.identities.push(Id::new("super", ""));
+                    }
                     if !conn.identities.contains(&id) {
                         conn.identities.push(id);
                     }
@@ -147,6 +151,13 @@ impl Core {
                     token: token.into(),
                 });
                 self.send_raw_reply(conn_id, xid, ErrorCode::Ok, Some(&body));
+                Action::Continue
+            }
+            SaslOutcome::NotConfigured => {
+                // ZooKeeper without a JAAS Server section logs an error and
+                // answers OK with a null token, leaving the connection open.
+                tracing::warn!("SASL request, but no SASL users are configured");
+                self.send_raw_reply(conn_id, xid, ErrorCode::Ok, Some(&Response::Empty));
                 Action::Continue
             }
             SaslOutcome::Failed(reason) => {

@@ -30,6 +30,9 @@ pub struct SaslSettings {
     /// Users given directly: name = password.
     #[serde(default)]
     pub users: BTreeMap<String, String>,
+    /// This user is also `super` once authenticated (ZooKeeper's
+    /// zookeeper.superUser).
+    pub super_user: Option<String>,
 }
 
 fn default_section() -> String {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for SaslSettings {
             .field("jaas_file", &self.jaas_file)
             .field("jaas_section", &self.jaas_section)
             .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("super_user", &self.super_user)
             .finish()
     }
 }

@@ -50,6 +50,9 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// A client whose certificate has this subject DN is also `super`
+    /// (ZooKeeper's zookeeper.X509AuthenticationProvider.superUser).
+    pub super_user: Option<String>,
 }
 
 fn pem_error(path: &Path, what: &str, err: impl std::fmt::Display) -> String {
@@ -150,12 +153,22 @@ async fn handle_tls(
             return;
         }
     };
-    let proven = client_identity(stream.get_ref().1.peer_certificates());
-    if let Some(id) = &proven {
+    let mut proven = Vec::new();
+    if let Some(id) = client_identity(stream.get_ref().1.peer_certificates()) {
         tracing::debug!(%addr, dn = %id.id, "client certificate verified");
+        let super_user = core
+            .lock()
+            .config
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.super_user.clone());
+        if super_user.as_deref() == Some(id.id.as_str()) {
+            proven.push(Id::new("super", ""));
+        }
+        proven.push(id);
     }
     let (reader, writer) = tokio::io::split(stream);
-    net::handle_connection(core, reader, writer, addr, proven.into_iter().collect()).await;
+    net::handle_connection(core, reader, writer, addr, proven).await;
 }
 
 /// `x509:<subject DN>` of a verified client certificate (the leaf, first in

@@ -325,3 +325,16 @@ def test_enforced_auth_with_a_failed_sasl_login_is_closed(enforced):
         xid, zxid, err = struct.unpack(">iqi", reply[:16])
         assert (xid, err) == (2, -124)
         assert _read_frame(sock) is None
+
+
+def test_java_client_under_enforcement(enforced, tmp_path):
+    jaas = jaas_file(str(tmp_path), client=("app-b", SASL_USERS["app-b"]))
+    out = java_cli(enforced.hosts, ["whoami"], [f"-Djava.security.auth.login.config={jaas}"])
+    assert "sasl: app-b" in out, out
+    assert "ip: 127.0.0.1" in out, out
+    # Without credentials the Java client's first request is refused: its
+    # whoami comes back with no identities at all (ZooKeeper 3.8 prints the
+    # same), and the connection is closed.
+    out = java_cli(enforced.hosts, ["whoami"], ["-Dzookeeper.sasl.client=false"])
+    assert "Auth scheme: User" in out, out
+    assert "ip: 127.0.0.1" not in out and "sasl:" not in out, out

@@ -4,7 +4,8 @@ Certificates are made at test time with the openssl CLI in a temp dir
 (throwaway keys, never committed): a CA, a server certificate for
 127.0.0.1/localhost, client certificates for two applications, and a
 client certificate from a second CA the server does not trust.  Java gets
-the same material as PKCS#12 key and trust stores.
+its keys as PKCS#12 key stores and trusts the CA's PEM file (ZooKeeper 3.8's
+PEM trust store type).
 
 ``start_secured(...)`` starts a private server of the selected target with
 a secure client port and/or SASL users and/or enforced authentication:
@@ -48,6 +49,9 @@ class Pki:
     def path(self, name):
         return os.path.join(self.root, name)
 
+    def remove(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
 
 def make_pki() -> Pki:
     if not shutil.which("openssl"):
@@ -84,15 +88,6 @@ def make_pki() -> Pki:
     for app, (subject, _dn) in APPS.items():
         leaf(app, subject, "ca", client_ext)
     leaf("rogue", "/O=Elsewhere/CN=intruder", "rogue-ca", client_ext)
-    # Trust store for Java: the CA alone, as PKCS#12 (Java 9+ reads trusted
-    # certificate entries from PKCS#12 made by keytool; openssl's need the
-    # Java trust-anchor attribute, so we let keytool make it when present).
-    keytool = shutil.which("keytool")
-    if keytool:
-        subprocess.run([keytool, "-importcert", "-noprompt", "-alias", "ca", "-file",
-                        pki.path("ca.pem"), "-keystore", pki.path("truststore.p12"),
-                        "-storetype", "PKCS12", "-storepass", STORE_PASSWORD],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return pki
 
 
@@ -117,8 +112,9 @@ def jaas_file(directory, server_users=None, client=None):
 class SecuredServer:
     """A private server; ``port`` is plain, ``secure_port`` TLS (or None)."""
 
-    def __init__(self, kind, impl, port, secure_port):
+    def __init__(self, kind, impl, port, secure_port, workdir):
         self.kind = kind
+        self._workdir = workdir
         self._impl = impl
         self.host = HOST
         self.port = port
@@ -134,16 +130,16 @@ class SecuredServer:
 
     def stop(self):
         self._impl.stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 def _toml_str(value):
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def start_secured(pki=None, client_auth="need", sasl_users=None, enforce_schemes=None,
-                  workdir=None):
+def start_secured(pki=None, client_auth="need", sasl_users=None, enforce_schemes=None):
     """Start a private server of the selected target; see the module doc."""
-    workdir = workdir or tempfile.mkdtemp(prefix="compat-secured-")
+    workdir = tempfile.mkdtemp(prefix="compat-secured-")
     secure_port = free_port() if pki else None
     jaas = jaas_file(workdir, server_users=sasl_users) if sasl_users else None
     if TARGET == "zookeeper":
@@ -172,7 +168,7 @@ def start_secured(pki=None, client_auth="need", sasl_users=None, enforce_schemes
             props.append(f"-Djava.security.auth.login.config={jaas}")
         impl = ZkReference(tick_ms=TICK_MS, extra_cfg=cfg, java_props=props)
         impl.start()
-        return SecuredServer("zookeeper", impl, impl.port, secure_port)
+        return SecuredServer("zookeeper", impl, impl.port, secure_port, workdir)
 
     binary = os.environ.get("CANOPY_BIN")
     if not binary:
@@ -196,4 +192,4 @@ def start_secured(pki=None, client_auth="need", sasl_users=None, enforce_schemes
     if secure_port:
         extra += ["--secure-port", str(secure_port)]
     impl = CanopyServer(binary, TICK_MS, extra_args=extra).start()
-    return SecuredServer("canopy", impl, impl.port, secure_port)
+    return SecuredServer("canopy", impl, impl.port, secure_port, workdir)

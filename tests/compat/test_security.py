@@ -28,7 +28,9 @@ JAVA = shutil.which("java")
 
 @pytest.fixture(scope="module")
 def pki():
-    return make_pki()
+    made = make_pki()
+    yield made
+    made.remove()
 
 
 @pytest.fixture(scope="module")

@@ -192,6 +192,13 @@ impl DigestMd5Server {
             return Err("SASL exchange already complete".into());
         }
         let Some(nonce) = self.nonce.clone() else {
+            if !token.is_empty() {
+                // Another mechanism's initial response (PLAIN, GSSAPI...).
+                self.done = true;
+                return Err(
+                    "DIGEST-MD5 has no initial response; only DIGEST-MD5 is offered".into(),
+                );
+            }
             let nonce =
                 base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 30]>());
             let challenge = format!(
@@ -443,6 +450,13 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(server.step(b"", &users()).is_err());
+    }
+
+    #[test]
+    fn another_mechanism_is_refused() {
+        let mut server = DigestMd5Server::default();
+        assert!(server.step(b"\0app-a\0s3cret", &users()).is_err());
+        assert!(server.step(b"", &users()).is_err(), "no second try");
     }
 
     #[test]

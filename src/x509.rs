@@ -266,6 +266,19 @@ mod tests {
         );
     }
 
+    /// A certificate made by openssl with a hostile subject (multi-valued
+    /// RDN, escapes, UTF-8, an attribute without keyword); the expected text
+    /// is what Java's `X500Principal.getName()` printed for it.
+    #[test]
+    fn matches_java_on_a_real_certificate() {
+        let der = include_bytes!("../tests/data/x509/tricky-subject.der");
+        assert_eq!(
+            subject_dn(der).unwrap(),
+            "1.2.840.113549.1.9.1=#16056140622e63,CN=\\#svc \\\"q\\\"\\; \\<x\\>\\ ,\
+             OU=R\\+D+UID=u1,O=Acme\\, Inc.,ST=Zürich,C=US,DC=example,DC=org"
+        );
+    }
+
     #[test]
     fn garbage_is_refused() {
         assert_eq!(subject_dn(&[]), None);

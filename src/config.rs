@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::sasl::SaslSettings;
+use crate::tls::TlsSettings;
+
 /// The effective settings of a server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -45,6 +48,18 @@ pub struct Config {
     /// Snapshots kept (with the log needed to replay from the oldest); older
     /// ones are purged, as ZooKeeper's autopurge.snapRetainCount does.
     pub snapshots_retained: usize,
+    /// ZooKeeper's secureClientPort: a TLS client port, open beside the
+    /// plain one (0 picks a free one). Needs `tls`.
+    pub secure_port: Option<u16>,
+    /// Certificates for the secure port.
+    pub tls: Option<TlsSettings>,
+    /// DIGEST-MD5 users for SASL.
+    pub sasl: SaslSettings,
+    /// ZooKeeper's enforce.auth.enabled: a connection must hold an identity
+    /// of one of `enforce_auth_schemes` before any request but auth and sasl.
+    pub enforce_auth_enabled: bool,
+    /// ZooKeeper's enforce.auth.schemes (digest, sasl, x509, ip).
+    pub enforce_auth_schemes: Vec<String>,
 }
 
 impl Default for Config {
@@ -68,6 +83,11 @@ impl Default for Config {
             snapshot_every_log_bytes: 64 * 1024 * 1024,
             log_segment_bytes: 64 * 1024 * 1024,
             snapshots_retained: 3,
+            secure_port: None,
+            tls: None,
+            sasl: SaslSettings::default(),
+            enforce_auth_enabled: false,
+            enforce_auth_schemes: Vec::new(),
         }
     }
 }
@@ -94,6 +114,11 @@ pub struct Overrides {
     pub snapshot_every_log_bytes: Option<u64>,
     pub log_segment_bytes: Option<u64>,
     pub snapshots_retained: Option<usize>,
+    pub secure_port: Option<u16>,
+    pub tls: Option<TlsSettings>,
+    pub sasl: Option<SaslSettings>,
+    pub enforce_auth_enabled: Option<bool>,
+    pub enforce_auth_schemes: Option<Vec<String>>,
 }
 
 impl Overrides {
@@ -131,8 +156,17 @@ impl Config {
                 snapshot_every_txns,
                 snapshot_every_log_bytes,
                 log_segment_bytes,
-                snapshots_retained
+                snapshots_retained,
+                sasl,
+                enforce_auth_enabled,
+                enforce_auth_schemes
             );
+            if layer.secure_port.is_some() {
+                config.secure_port = layer.secure_port;
+            }
+            if layer.tls.is_some() {
+                config.tls = layer.tls.clone();
+            }
             if layer.super_digest.is_some() {
                 config.super_digest = layer.super_digest.clone();
             }
@@ -187,6 +221,37 @@ mod tests {
         assert_eq!(config.min_session_timeout_ms, 200);
         assert_eq!(config.negotiate_timeout(10), 200);
         assert_eq!(config.negotiate_timeout(1_000_000), 2000);
+    }
+
+    #[test]
+    fn security_settings_from_the_file() {
+        let file: Overrides = toml::from_str(
+            r#"
+            secure_port = 2281
+            enforce_auth_enabled = true
+            enforce_auth_schemes = ["digest", "x509"]
+            [tls]
+            cert_file = "server.pem"
+            key_file = "server.key"
+            ca_file = "ca.pem"
+            client_auth = "want"
+            [sasl]
+            jaas_file = "jaas.conf"
+            users = { app-a = "pw" }
+            "#,
+        )
+        .unwrap();
+        let config = Config::resolve(&[&file]);
+        assert_eq!(config.secure_port, Some(2281));
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.client_auth, crate::tls::ClientAuth::Want);
+        assert_eq!(tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(config.sasl.jaas_section, "Server");
+        assert_eq!(config.sasl.users["app-a"], "pw");
+        assert!(config.enforce_auth_enabled);
+        assert_eq!(config.enforce_auth_schemes, ["digest", "x509"]);
+        // Passwords are not printed.
+        assert!(!format!("{:?}", config.sasl).contains("pw\""));
     }
 
     #[test]

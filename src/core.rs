@@ -55,6 +55,8 @@ pub struct Conn {
     pub identities: Vec<Id>,
     pub out: mpsc::UnboundedSender<Outbound>,
     pub stats: ConnStats,
+    /// The SASL exchange, once the client has started one.
+    pub sasl: Option<Box<crate::auth::SaslState>>,
 }
 
 impl Conn {
@@ -222,6 +224,7 @@ impl Core {
                 identities,
                 out,
                 stats: ConnStats::new(),
+                sasl: None,
             },
         );
         id
@@ -428,10 +431,16 @@ impl Core {
         if !self.sessions.touch(session_id, now) {
             return Action::Close(format!("session 0x{session_id:x} is gone"));
         }
+        if !matches!(request, Request::Auth(_) | Request::Sasl(_)) {
+            if let Some(action) = self.enforce_auth(conn_id, header.xid) {
+                return action;
+            }
+        }
         let op = request.op_code();
         let started = Instant::now();
         let result = match request {
             Request::Ping => Ok(Response::Empty),
+            Request::Sasl(sasl) => return self.sasl_request(conn_id, header.xid, &sasl.token),
             Request::Auth(auth) => {
                 let super_digest = self.config.super_digest.as_deref();
                 match acl::authenticate(&auth.scheme, &auth.auth, super_digest) {

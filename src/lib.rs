@@ -15,22 +15,29 @@
 //! - [`session`]: the session table and its tick-bucket expiry.
 //! - [`storage`]: the write-ahead log, snapshots and recovery.
 //! - [`acl`]: ACL schemes, checks and `addauth`.
+//! - [`auth`]: SASL requests and enforced authentication; [`sasl`]:
+//!   DIGEST-MD5 and JAAS users; [`tls`]: the secure client port; [`x509`]:
+//!   client certificate subjects as `x509` identities.
 //! - [`path`]: znode path rules.
 //! - [`fourlw`]: the four-letter words; [`stats`]: their counters.
 //!
 //! The wire format lives in the `canopy-protocol` crate.
 
 pub mod acl;
+pub mod auth;
 pub mod config;
 pub mod core;
 pub mod fourlw;
 pub mod net;
 pub mod path;
 pub mod prep;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod stats;
 pub mod storage;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod x509;

@@ -119,6 +119,9 @@ struct ServeArgs {
     /// Start a new log segment past this many bytes.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
+    /// TLS client port (ZooKeeper's secureClientPort; needs [tls] in the config file).
+    #[arg(long)]
+    secure_port: Option<u16>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -144,6 +147,8 @@ impl ServeArgs {
             snapshot_every_log_bytes: None,
             log_segment_bytes: self.log_segment_bytes,
             snapshots_retained: self.snapshots_retained,
+            secure_port: self.secure_port,
+            ..Default::default()
         }
     }
 }

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use canopy_protocol::{
-    ConnectRequest, DecodeError, ErrorCode, FrameCodec, Jute, Request, RequestHeader,
+    ConnectRequest, DecodeError, ErrorCode, FrameCodec, Id, Jute, Request, RequestHeader,
 };
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +30,9 @@ pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: Canc
         match accepted {
             Ok((socket, addr)) => {
                 let core = core.clone();
-                tokio::spawn(async move { handle_connection(core, socket, addr).await });
+                let _ = socket.set_nodelay(true);
+                let (reader, writer) = socket.into_split();
+                tokio::spawn(handle_connection(core, reader, writer, addr, Vec::new()));
             }
             Err(err) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -48,9 +49,18 @@ enum Ending {
     Closed(String),
 }
 
-async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: SocketAddr) {
-    let _ = socket.set_nodelay(true);
-    let (mut reader, writer) = socket.into_split();
+/// Serves one connection, plain or TLS (the secure port hands over the
+/// decrypted halves and the identities the TLS handshake proved).
+pub async fn handle_connection<R, W>(
+    core: Arc<Mutex<Core>>,
+    mut reader: R,
+    writer: W,
+    addr: SocketAddr,
+    proven: Vec<Id>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(4096);
 
     let (max_frame, handshake_timeout) = {
@@ -90,7 +100,11 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     let (tx, rx) = mpsc::unbounded_channel();
     let (conn_id, durable) = {
         let mut core = core.lock();
-        (core.register_conn(addr, tx), core.durable_zxid())
+        let conn_id = core.register_conn(addr, tx);
+        if let Some(conn) = core.conns.get_mut(&conn_id) {
+            conn.identities.extend(proven);
+        }
+        (conn_id, core.durable_zxid())
     };
     let stop = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(writer, rx, durable, stop.clone()));
@@ -121,7 +135,7 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
 async fn read_loop(
     core: &Arc<Mutex<Core>>,
     conn_id: ConnId,
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     max_frame: usize,
     handshake_timeout: Duration,
@@ -188,7 +202,7 @@ async fn read_loop(
 /// the core drops the connection's sender; either way it tells the read loop
 /// to stop.
 async fn write_loop(
-    writer: OwnedWriteHalf,
+    writer: impl AsyncWrite + Unpin,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,

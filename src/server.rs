@@ -18,6 +18,8 @@ use crate::storage::{Storage, StorageError};
 pub struct Server {
     pub core: Arc<Mutex<Core>>,
     pub local_addr: SocketAddr,
+    /// The secure (TLS) client port, when one is configured.
+    pub secure_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
 }
 
@@ -39,7 +41,16 @@ fn load_secret(config: &Config) -> std::io::Result<[u8; 16]> {
 impl Server {
     /// Recovers the data folder, binds the client port and starts serving in
     /// the background.
-    pub async fn start(config: Config) -> Result<Server, StartError> {
+    pub async fn start(mut config: Config) -> Result<Server, StartError> {
+        // Settings errors stop the start before anything is touched.
+        let auth = crate::auth::setup(&config).map_err(StartError::Config)?;
+        config.sasl.users = auth.sasl_users;
+        let tls_acceptor = match &config.tls {
+            Some(tls) if config.secure_port.is_some() => {
+                Some(crate::tls::acceptor(tls).map_err(StartError::Config)?)
+            }
+            _ => None,
+        };
         let secret = load_secret(&config).map_err(StartError::Io)?;
         let started = std::time::Instant::now();
         let durable = Arc::new(tokio::sync::watch::Sender::new(0));
@@ -61,9 +72,22 @@ impl Server {
             .await
             .map_err(StartError::Io)?;
         let local_addr = listener.local_addr().map_err(StartError::Io)?;
+        let secure_listener = match (config.secure_port, &tls_acceptor) {
+            (Some(port), Some(_)) => Some(
+                TcpListener::bind((config.bind, port))
+                    .await
+                    .map_err(StartError::Io)?,
+            ),
+            _ => None,
+        };
+        let secure_addr = match &secure_listener {
+            Some(listener) => Some(listener.local_addr().map_err(StartError::Io)?),
+            None => None,
+        };
         // Report the port actually bound (port 0 picks a free one).
         let config = Arc::new(Config {
             port: local_addr.port(),
+            secure_port: secure_addr.map(|addr| addr.port()),
             ..config
         });
         let core = Core::restore(config.clone(), secret, recovered, storage, durable);
@@ -92,9 +116,21 @@ impl Server {
         ));
         tokio::spawn(net::serve(listener, core.clone(), shutdown.clone()));
         tracing::info!("listening on {local_addr}");
+        if let (Some(listener), Some(acceptor), Some(addr)) =
+            (secure_listener, tls_acceptor, secure_addr)
+        {
+            tokio::spawn(crate::tls::serve(
+                listener,
+                acceptor,
+                core.clone(),
+                shutdown.clone(),
+            ));
+            tracing::info!("listening with TLS on {addr}");
+        }
         Ok(Server {
             core,
             local_addr,
+            secure_addr,
             shutdown,
         })
     }
@@ -112,6 +148,8 @@ impl Server {
 pub enum StartError {
     #[error(transparent)]
     Io(std::io::Error),
+    #[error("{0}")]
+    Config(String),
     #[error("cannot recover the data folder: {0}")]
     Storage(#[from] StorageError),
 }

@@ -146,9 +146,10 @@ class _MiniZk:
 class CanopyServer:
     """``$CANOPY_BIN serve`` on a free loopback port with a temp data dir."""
 
-    def __init__(self, binary, tick_ms):
+    def __init__(self, binary, tick_ms, extra_args=()):
         self.binary = binary
         self.tick_ms = tick_ms
+        self.extra_args = list(extra_args)  # e.g. ["--config", path]
         self.port = None
         self._proc = None
         self._dir = None
@@ -163,7 +164,7 @@ class CanopyServer:
              "--tick-time", str(self.tick_ms),
              # Same 1 s container/TTL check as the reference server gets.
              "--container-check-interval", "1000",
-             "--bind", HOST],
+             "--bind", HOST, *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )

@@ -45,6 +45,30 @@ pub struct Config {
     /// Snapshots kept (with the log needed to replay from the oldest); older
     /// ones are purged, as ZooKeeper's autopurge.snapRetainCount does.
     pub snapshots_retained: usize,
+    /// HTTP admin server port (ZooKeeper's admin.serverPort); 0 switches it off.
+    pub admin_port: u16,
+    /// Address the admin server listens on: loopback unless chosen otherwise.
+    pub admin_bind: IpAddr,
+    /// Bearer token that state-changing admin calls must carry when the admin
+    /// server is bound to a non-loopback address (they are refused without one).
+    pub admin_token: Option<String>,
+    /// Connections one client address may hold (ZooKeeper's maxClientCnxns); 0 = no limit.
+    pub max_client_cnxns: u32,
+    /// Connections the server holds at once; 0 = no limit.
+    pub max_connections: u32,
+    /// Addresses or CIDR ranges allowed to connect; empty = everyone.
+    pub allow: Vec<String>,
+    /// Addresses or CIDR ranges refused; deny wins over allow.
+    pub deny: Vec<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter: `info`, `debug`, `canopy=debug,info`, ...
+    pub log_level: String,
+    /// On SIGTERM, close every session (their ephemeral nodes go) instead of
+    /// letting them survive the restart as ZooKeeper does.
+    pub close_sessions_on_shutdown: bool,
+    /// How long a graceful shutdown waits for connections to flush.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -68,6 +92,17 @@ impl Default for Config {
             snapshot_every_log_bytes: 64 * 1024 * 1024,
             log_segment_bytes: 64 * 1024 * 1024,
             snapshots_retained: 3,
+            admin_port: 8080,
+            admin_bind: IpAddr::from([127, 0, 0, 1]),
+            admin_token: None,
+            max_client_cnxns: 60,
+            max_connections: 0,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            log_format: "text".to_string(),
+            log_level: "info".to_string(),
+            close_sessions_on_shutdown: false,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -94,6 +129,17 @@ pub struct Overrides {
     pub snapshot_every_log_bytes: Option<u64>,
     pub log_segment_bytes: Option<u64>,
     pub snapshots_retained: Option<usize>,
+    pub admin_port: Option<u16>,
+    pub admin_bind: Option<IpAddr>,
+    pub admin_token: Option<String>,
+    pub max_client_cnxns: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub close_sessions_on_shutdown: Option<bool>,
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl Overrides {
@@ -131,10 +177,23 @@ impl Config {
                 snapshot_every_txns,
                 snapshot_every_log_bytes,
                 log_segment_bytes,
-                snapshots_retained
+                snapshots_retained,
+                admin_port,
+                admin_bind,
+                max_client_cnxns,
+                max_connections,
+                allow,
+                deny,
+                log_format,
+                log_level,
+                close_sessions_on_shutdown,
+                shutdown_grace_ms
             );
             if layer.super_digest.is_some() {
                 config.super_digest = layer.super_digest.clone();
+            }
+            if layer.admin_token.is_some() {
+                config.admin_token = layer.admin_token.clone();
             }
             min_timeout = layer.min_session_timeout_ms.or(min_timeout);
             max_timeout = layer.max_session_timeout_ms.or(max_timeout);
@@ -143,6 +202,25 @@ impl Config {
         config.min_session_timeout_ms = min_timeout.unwrap_or(2 * tick);
         config.max_session_timeout_ms = max_timeout.unwrap_or(20 * tick);
         config
+    }
+
+    /// Checks what the types cannot: address lists, the log format.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::access::parse_list(&self.allow).map_err(|e| format!("allow: {e}"))?;
+        crate::access::parse_list(&self.deny).map_err(|e| format!("deny: {e}"))?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(format!(
+                "log_format must be \"text\" or \"json\", not {:?}",
+                self.log_format
+            ));
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(format!(
+                "min_session_timeout_ms ({}) is above max_session_timeout_ms ({})",
+                self.min_session_timeout_ms, self.max_session_timeout_ms
+            ));
+        }
+        Ok(())
     }
 
     /// Whether a four-letter word is allowed by the allow-list.

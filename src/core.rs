@@ -21,8 +21,10 @@ use canopy_protocol::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::access::AccessControl;
 use crate::acl;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::prep::{Prep, PrepRules};
 use crate::session::SessionTracker;
 use crate::stats::{ConnStats, ServerStats};
@@ -55,12 +57,15 @@ pub struct Conn {
     pub identities: Vec<Id>,
     pub out: mpsc::UnboundedSender<Outbound>,
     pub stats: ConnStats,
+    /// Counts the bytes queued to this client.
+    metrics: Arc<Metrics>,
 }
 
 impl Conn {
     /// Queues a frame that shows the state as of zxid `after`: it goes out
     /// only once that zxid is durable.
     fn send(&self, frame: Bytes, after: i64) {
+        self.metrics.add_sent(frame.len());
         // A closed channel means the connection is going away; nothing to do.
         let _ = self.out.send(Outbound::Frame { frame, after });
     }
@@ -110,6 +115,10 @@ pub struct Core {
     storage: Storage,
     /// The highest zxid on disk: frames wait for it (see [`Outbound`]).
     durable: Arc<watch::Sender<i64>>,
+    /// Counters for `/metrics` and `mntr` that `srst` does not reset.
+    pub metrics: Arc<Metrics>,
+    /// Who may connect; checked by the accept loop.
+    pub access: Arc<AccessControl>,
 }
 
 impl Core {
@@ -126,6 +135,8 @@ impl Core {
         recovered: Recovered,
         storage: Storage,
         durable: Arc<watch::Sender<i64>>,
+        metrics: Arc<Metrics>,
+        access: Arc<AccessControl>,
     ) -> Core {
         let last_zxid = (files::epoch(recovered.last_zxid) + 1) << 32;
         durable.send_replace(last_zxid);
@@ -148,6 +159,8 @@ impl Core {
             next_conn_id: 1,
             storage,
             durable,
+            metrics,
+            access,
         };
         let now = core.now_ms();
         for (id, timeout_ms) in recovered.sessions {
@@ -222,6 +235,7 @@ impl Core {
                 identities,
                 out,
                 stats: ConnStats::new(),
+                metrics: self.metrics.clone(),
             },
         );
         id
@@ -444,6 +458,7 @@ impl Core {
                             }
                         }
                         self.send_reply(conn_id, header.xid, 0, 0, &Response::Empty);
+                        self.metrics.record_request(op, 0);
                         return Action::Continue;
                     }
                     Err(code) => {
@@ -458,6 +473,7 @@ impl Core {
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
+                self.metrics.record_request(op, 0);
                 return Action::Close("client closed its session".into());
             }
             request => self.execute(conn_id, session_id, request),
@@ -473,6 +489,7 @@ impl Core {
     fn record_latency(&mut self, conn_id: ConnId, op: OpCode, xid: i32, started: Instant) {
         let micros = started.elapsed().as_micros() as u64;
         self.stats.record(micros);
+        self.metrics.record_request(op, micros);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.record(op, xid, micros, self.last_zxid);
         }

@@ -67,9 +67,14 @@ enum DataCommand {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// A TOML file with settings; flags given here win over it.
+    /// A TOML file with settings (see canopy.toml.example); flags given here
+    /// win over it. A name ending in `.cfg` is read as a ZooKeeper zoo.cfg.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A ZooKeeper zoo.cfg: the settings with a Canopy equivalent are taken
+    /// (under the TOML file and the flags), the others are warned about.
+    #[arg(long)]
+    zoo_cfg: Option<PathBuf>,
     /// Client port (0 picks a free one).
     #[arg(long)]
     port: Option<u16>,
@@ -116,6 +121,38 @@ struct ServeArgs {
     /// Start a new log segment past this many bytes.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
+    /// HTTP admin server port (default 8080); 0 switches it off.
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// Address the admin server listens on (default 127.0.0.1).
+    #[arg(long)]
+    admin_bind: Option<IpAddr>,
+    /// Bearer token for admin calls that change state (needed when the admin
+    /// server is not on loopback).
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Connections one client address may hold (ZooKeeper's maxClientCnxns,
+    /// default 60); 0 = no limit.
+    #[arg(long)]
+    max_client_cnxns: Option<u32>,
+    /// Connections the server holds at once (default 0 = no limit).
+    #[arg(long)]
+    max_connections: Option<u32>,
+    /// Addresses or CIDR ranges allowed to connect, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    allow: Option<Vec<String>>,
+    /// Addresses or CIDR ranges refused, comma-separated; deny wins over allow.
+    #[arg(long, value_delimiter = ',')]
+    deny: Option<Vec<String>>,
+    /// Log format: text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Log level or tracing filter (`info`, `canopy=debug,info`); RUST_LOG wins.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Close every session on SIGTERM instead of letting them survive.
+    #[arg(long)]
+    close_sessions_on_shutdown: Option<bool>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -141,20 +178,30 @@ impl ServeArgs {
             snapshot_every_log_bytes: None,
             log_segment_bytes: self.log_segment_bytes,
             snapshots_retained: self.snapshots_retained,
+            admin_port: self.admin_port,
+            admin_bind: self.admin_bind,
+            admin_token: self.admin_token.clone(),
+            max_client_cnxns: self.max_client_cnxns,
+            max_connections: self.max_connections,
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+            close_sessions_on_shutdown: self.close_sessions_on_shutdown,
+            shutdown_grace_ms: None,
         }
     }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    // `serve` installs its logger from its settings; the other commands log
+    // plain text at info.
+    if !matches!(cli.command, Command::Serve(_)) {
+        if let Err(err) = canopy::logging::init("text", "info") {
+            eprintln!("error: {err}");
+        }
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Data(args) => data(args),
@@ -196,21 +243,77 @@ fn parse_zxid(text: &str) -> Option<i64> {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let file = match &args.config {
-        Some(path) => match Overrides::from_file(path) {
-            Ok(file) => file,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::FAILURE;
+/// Where the settings come from, kept so SIGHUP can read the files again:
+/// defaults < zoo.cfg < TOML file < flags.
+struct Sources {
+    zoo_cfg: Option<PathBuf>,
+    toml: Option<PathBuf>,
+    flags: Overrides,
+}
+
+impl Sources {
+    fn new(args: &ServeArgs) -> Sources {
+        let mut zoo_cfg = args.zoo_cfg.clone();
+        let mut toml = args.config.clone();
+        if let Some(path) = &args.config {
+            if canopy::zoocfg::looks_like_zoo_cfg(path) && zoo_cfg.is_none() {
+                zoo_cfg = Some(path.clone());
+                toml = None;
             }
-        },
-        None => Overrides::default(),
+        }
+        Sources {
+            zoo_cfg,
+            toml,
+            flags: args.overrides(),
+        }
+    }
+
+    /// The effective settings, and the warnings the zoo.cfg gave.
+    fn resolve(&self) -> Result<(Config, Vec<String>), String> {
+        let (zoo, warnings) = match &self.zoo_cfg {
+            Some(path) => {
+                let cfg = canopy::zoocfg::read(path)?;
+                (cfg.overrides, cfg.warnings)
+            }
+            None => (Overrides::default(), Vec::new()),
+        };
+        let file = match &self.toml {
+            Some(path) => Overrides::from_file(path)?,
+            None => Overrides::default(),
+        };
+        let config = Config::resolve(&[&zoo, &file, &self.flags]);
+        config.validate()?;
+        Ok((config, warnings))
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let sources = Sources::new(&args);
+    let (config, warnings) = match sources.resolve() {
+        Ok(resolved) => resolved,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
     };
-    let config = Config::resolve(&[&file, &args.overrides()]);
     if args.print_config {
-        println!("{config:#?}");
+        for warning in &warnings {
+            eprintln!("warning: zoo.cfg: {warning}");
+        }
+        // The token is a secret: say whether one is set, not what it is.
+        let shown = Config {
+            admin_token: config.admin_token.as_ref().map(|_| "<set>".to_string()),
+            ..config
+        };
+        println!("{shown:#?}");
         return ExitCode::SUCCESS;
+    }
+    if let Err(err) = canopy::logging::init(&config.log_format, &config.log_level) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &warnings {
+        tracing::warn!("zoo.cfg: {warning}");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -223,13 +326,64 @@ fn serve(args: ServeArgs) -> ExitCode {
         let server = match Server::start(config).await {
             Ok(server) => server,
             Err(err) => {
-                eprintln!("error: cannot start the server: {err}");
+                tracing::error!("cannot start the server: {err}");
                 return ExitCode::FAILURE;
             }
         };
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        server.stop();
+        wait_for_stop(&server, &sources).await;
+        tracing::info!("shutting down: no new connections; letting queued replies out");
+        let report = server.shutdown().await;
+        tracing::info!(
+            sessions_closed = report.sessions_closed,
+            connections_closed = report.connections_closed,
+            connections_left = report.connections_left,
+            "log closed; bye"
+        );
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for SIGTERM or SIGINT; on SIGHUP reads the settings again and
+/// applies what can change while running: the access rules and the log level.
+async fn wait_for_stop(server: &Server, sources: &Sources) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hangup.recv() => reload(server, sources),
+        }
+    }
+}
+
+fn reload(server: &Server, sources: &Sources) {
+    let config = match sources.resolve() {
+        Ok((config, _)) => config,
+        Err(err) => {
+            tracing::error!("SIGHUP: settings not reloaded, keeping the old ones: {err}");
+            return;
+        }
+    };
+    match canopy::access::AccessRules::from_config(&config) {
+        Ok(rules) => {
+            tracing::info!(?rules, "SIGHUP: access rules reloaded");
+            server.access.replace(rules);
+        }
+        Err(err) => tracing::error!("SIGHUP: access rules not reloaded: {err}"),
+    }
+    if let Some(control) = canopy::logging::control() {
+        if std::env::var_os("RUST_LOG").is_none() && control.level() != config.log_level {
+            if let Err(err) = control.set_level(&config.log_level) {
+                tracing::error!("SIGHUP: {err}");
+            }
+        }
+    }
 }

@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
+use crate::metrics::Metrics;
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
+    let access = core.lock().access.clone();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -30,8 +32,21 @@ pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: Canc
         };
         match accepted {
             Ok((socket, addr)) => {
+                // Access lists and connection limits, before a byte is read;
+                // the admission is held until the connection ends.
+                let admission = match access.admit(addr.ip()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        tracing::warn!(%addr, reason = refusal.label(), "connection refused");
+                        drop(socket);
+                        continue;
+                    }
+                };
                 let core = core.clone();
-                tokio::spawn(async move { handle_connection(core, socket, addr).await });
+                tokio::spawn(async move {
+                    handle_connection(core, socket, addr).await;
+                    drop(admission);
+                });
             }
             Err(err) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -53,20 +68,23 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     let (mut reader, writer) = socket.into_split();
     let mut buf = BytesMut::with_capacity(4096);
 
-    let (max_frame, handshake_timeout) = {
+    let (max_frame, handshake_timeout, metrics) = {
         let core = core.lock();
         (
             core.config.max_frame_bytes,
             Duration::from_millis(core.config.max_session_timeout_ms.max(1000) as u64),
+            core.metrics.clone(),
         )
     };
 
     // The first four bytes are either a frame length or a four-letter word.
     let first = tokio::time::timeout(handshake_timeout, async {
         while buf.len() < 4 {
-            if reader.read_buf(&mut buf).await? == 0 {
+            let read = reader.read_buf(&mut buf).await?;
+            if read == 0 {
                 return Ok::<bool, std::io::Error>(false);
             }
+            metrics.add_received(read);
         }
         Ok(true)
     })
@@ -103,6 +121,7 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
         max_frame,
         handshake_timeout,
         &stop,
+        &metrics,
     )
     .await;
     match &ending {
@@ -118,6 +137,7 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     let _ = writer_task.await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     core: &Arc<Mutex<Core>>,
     conn_id: ConnId,
@@ -126,6 +146,7 @@ async fn read_loop(
     max_frame: usize,
     handshake_timeout: Duration,
     stop: &CancellationToken,
+    metrics: &Metrics,
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
@@ -176,7 +197,7 @@ async fn read_loop(
         };
         match read {
             Ok(0) => return Ending::PeerClosed,
-            Ok(_) => {}
+            Ok(read) => metrics.add_received(read),
             Err(err) => return Ending::Closed(format!("read failed: {err}")),
         }
     }

@@ -9,8 +9,11 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{AccessControl, AccessRules};
+use crate::admin;
 use crate::config::Config;
 use crate::core::Core;
+use crate::metrics::Metrics;
 use crate::net;
 use crate::storage::{Storage, StorageError};
 
@@ -18,6 +21,9 @@ use crate::storage::{Storage, StorageError};
 pub struct Server {
     pub core: Arc<Mutex<Core>>,
     pub local_addr: SocketAddr,
+    /// Where the admin server listens, if it is on and could bind.
+    pub admin_addr: Option<SocketAddr>,
+    pub access: Arc<AccessControl>,
     shutdown: CancellationToken,
 }
 
@@ -40,10 +46,13 @@ impl Server {
     /// Recovers the data folder, binds the client port and starts serving in
     /// the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let access = AccessControl::new(AccessRules::from_config(&config).map_err(StartError::Config)?);
+        let metrics = Arc::new(Metrics::default());
         let secret = load_secret(&config).map_err(StartError::Io)?;
         let started = std::time::Instant::now();
         let durable = Arc::new(tokio::sync::watch::Sender::new(0));
-        let (recovered, storage) = Storage::open(&config, durable.clone())?;
+        let (recovered, storage) = Storage::open(&config, durable.clone(), metrics.clone())?;
         tracing::info!(
             nodes = recovered.tree.node_count(),
             sessions = recovered.sessions.len(),
@@ -66,7 +75,15 @@ impl Server {
             port: local_addr.port(),
             ..config
         });
-        let core = Core::restore(config.clone(), secret, recovered, storage, durable);
+        let core = Core::restore(
+            config.clone(),
+            secret,
+            recovered,
+            storage,
+            durable,
+            metrics,
+            access.clone(),
+        );
         let core = Arc::new(Mutex::new(core));
         let shutdown = CancellationToken::new();
 
@@ -92,9 +109,14 @@ impl Server {
         ));
         tokio::spawn(net::serve(listener, core.clone(), shutdown.clone()));
         tracing::info!("listening on {local_addr}");
+        // As in ZooKeeper, an admin port that cannot be bound is logged and
+        // the client port serves on.
+        let admin_addr = admin::start(&config, core.clone(), shutdown.clone()).await;
         Ok(Server {
             core,
             local_addr,
+            admin_addr,
+            access,
             shutdown,
         })
     }
@@ -105,6 +127,13 @@ impl Server {
         self.shutdown.cancel();
         self.core.lock().close_storage();
     }
+
+    /// A graceful stop (SIGTERM): stop accepting, let queued replies reach
+    /// their clients, then write the log out. See [`crate::shutdown`].
+    pub async fn shutdown(&self) -> crate::shutdown::Report {
+        self.shutdown.cancel();
+        crate::shutdown::drain(&self.core).await
+    }
 }
 
 /// Why a server could not start.
@@ -112,6 +141,8 @@ impl Server {
 pub enum StartError {
     #[error(transparent)]
     Io(std::io::Error),
+    #[error("bad configuration: {0}")]
+    Config(String),
     #[error("cannot recover the data folder: {0}")]
     Storage(#[from] StorageError),
 }

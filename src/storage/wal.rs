@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use super::files::{self, LOG_MAGIC};
 use super::{frame, record};
+use crate::metrics::Metrics;
 use crate::txn::{Txn, TxnHeader};
 
 /// How the log is written.
@@ -31,6 +32,8 @@ pub struct WalSettings {
     pub fsync: bool,
     /// Start a new segment once the current one is this large.
     pub segment_bytes: u64,
+    /// Where fsync times are recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -175,7 +178,9 @@ fn write_loop(
         current.file.write_all(&batch)?;
         current.len += batch.len() as u64;
         if settings.fsync {
+            let started = std::time::Instant::now();
             current.file.sync_data()?;
+            settings.metrics.record_fsync(started.elapsed());
         }
         durable.send_replace(last_zxid);
         batch.clear();

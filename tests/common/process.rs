@@ -31,6 +31,12 @@ impl ServerProcess {
             .args(["serve", "--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            // No admin server unless the test asks for one (never 8080).
+            .args(if extra.contains(&"--admin-port") {
+                &[][..]
+            } else {
+                &["--admin-port", "0"][..]
+            })
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -163,6 +163,9 @@ class CanopyServer:
              "--tick-time", str(self.tick_ms),
              # Same 1 s container/TTL check as the reference server gets.
              "--container-check-interval", "1000",
+             # No admin server; no connection cap, as the reference gets
+             # maxClientCnxns=0.
+             "--admin-port", "0", "--max-client-cnxns", "0",
              "--bind", HOST],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -286,7 +289,10 @@ class RestartableServer:
             [self.binary, "serve", "--port", str(self.port), "--bind", HOST,
              "--data-dir", os.path.join(self.base_dir, "data"),
              "--tick-time", str(self.tick_ms),
-             "--container-check-interval", "1000"],
+             "--container-check-interval", "1000",
+             # No admin server; no connection cap, as the reference gets
+             # maxClientCnxns=0.
+             "--admin-port", "0", "--max-client-cnxns", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )

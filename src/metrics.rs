@@ -1,0 +1,206 @@
+//! Monotonic counters and latency histograms for `/metrics` and `mntr`.
+//!
+//! Unlike [`crate::stats`] (what `srvr`/`stat` show, reset by `srst`), these
+//! never go backwards while the server runs, as Prometheus counters must.
+//! Byte counters and fsync times are written from outside the core lock
+//! (connection tasks, the log writer thread), hence atomics and a lock of
+//! their own.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use canopy_protocol::OpCode;
+use parking_lot::Mutex;
+
+/// Upper bounds of the histogram buckets, in microseconds (the last bucket,
+/// +Inf, is implicit).
+pub const BUCKETS_MICROS: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 10_000_000,
+];
+
+/// A latency histogram with exact count, sum, min and max.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// One count per bucket of [`BUCKETS_MICROS`], then the +Inf bucket
+    /// (not cumulative).
+    pub buckets: [u64; BUCKETS_MICROS.len() + 1],
+    pub count: u64,
+    pub sum_micros: u64,
+    pub min_micros: u64,
+    pub max_micros: u64,
+}
+
+impl Histogram {
+    pub fn record(&mut self, micros: u64) {
+        let at = BUCKETS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(BUCKETS_MICROS.len());
+        self.buckets[at] += 1;
+        if self.count == 0 || micros < self.min_micros {
+            self.min_micros = micros;
+        }
+        self.max_micros = self.max_micros.max(micros);
+        self.count += 1;
+        self.sum_micros += micros;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *mine += theirs;
+        }
+        if self.count == 0 || other.min_micros < self.min_micros {
+            self.min_micros = other.min_micros;
+        }
+        self.max_micros = self.max_micros.max(other.max_micros);
+        self.count += other.count;
+        self.sum_micros += other.sum_micros;
+    }
+
+    /// The upper bound of the bucket holding the `q` quantile, capped by the
+    /// largest value seen: an upper estimate, in microseconds.
+    pub fn quantile_micros(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let bound = BUCKETS_MICROS.get(i).copied().unwrap_or(u64::MAX);
+                return bound.min(self.max_micros);
+            }
+        }
+        self.max_micros
+    }
+}
+
+/// Requests whose latency ZooKeeper counts as `updatelatency` (they change
+/// state); the rest count as `readlatency`.
+pub fn is_update(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Check
+            | OpCode::Multi
+            | OpCode::Reconfig
+            | OpCode::CreateSession
+            | OpCode::CloseSession
+    )
+}
+
+/// The server's monotonic metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Bytes read from client connections (frames and four-letter words).
+    pub bytes_received: AtomicU64,
+    /// Bytes of frames queued to clients (replies and notifications).
+    pub bytes_sent: AtomicU64,
+    /// Per request type: how many were processed and how long each took in
+    /// the core (decode to reply queued; the wait for the log is apart).
+    requests: Mutex<BTreeMap<&'static str, (OpCode, Histogram)>>,
+    /// How long each log fsync took.
+    fsync: Mutex<Histogram>,
+    /// How long each snapshot took to write.
+    snapshots: Mutex<Histogram>,
+}
+
+impl Metrics {
+    pub fn add_received(&self, bytes: usize) {
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_sent(&self, bytes: usize) {
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_request(&self, op: OpCode, micros: u64) {
+        self.requests
+            .lock()
+            .entry(op.name())
+            .or_insert_with(|| (op, Histogram::default()))
+            .1
+            .record(micros);
+    }
+
+    pub fn record_fsync(&self, took: Duration) {
+        self.fsync.lock().record(took.as_micros() as u64);
+    }
+
+    pub fn record_snapshot(&self, took: Duration) {
+        self.snapshots.lock().record(took.as_micros() as u64);
+    }
+
+    /// Per request type name: its opcode and latency histogram.
+    pub fn requests(&self) -> BTreeMap<&'static str, (OpCode, Histogram)> {
+        self.requests.lock().clone()
+    }
+
+    pub fn fsync(&self) -> Histogram {
+        self.fsync.lock().clone()
+    }
+
+    pub fn snapshots(&self) -> Histogram {
+        self.snapshots.lock().clone()
+    }
+
+    /// All updates and all reads, merged (ZooKeeper's updatelatency and
+    /// readlatency).
+    pub fn update_and_read_latency(&self) -> (Histogram, Histogram) {
+        let mut update = Histogram::default();
+        let mut read = Histogram::default();
+        for (op, histogram) in self.requests.lock().values() {
+            if is_update(*op) {
+                update.merge(histogram);
+            } else {
+                read.merge(histogram);
+            }
+        }
+        (update, read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_and_quantiles() {
+        let mut h = Histogram::default();
+        for micros in [10, 80, 90, 700, 3_000] {
+            h.record(micros);
+        }
+        assert_eq!(h.count, 5);
+        assert_eq!(h.sum_micros, 3_880);
+        assert_eq!((h.min_micros, h.max_micros), (10, 3_000));
+        assert_eq!(h.buckets[0], 1); // <= 50
+        assert_eq!(h.buckets[1], 2); // <= 100
+        assert_eq!(h.quantile_micros(0.5), 100);
+        assert_eq!(h.quantile_micros(0.99), 3_000);
+    }
+
+    #[test]
+    fn requests_split_into_updates_and_reads() {
+        let m = Metrics::default();
+        m.record_request(OpCode::Create, 100);
+        m.record_request(OpCode::GetData, 10);
+        m.record_request(OpCode::GetData, 20);
+        let (update, read) = m.update_and_read_latency();
+        assert_eq!((update.count, read.count), (1, 2));
+        assert_eq!(m.requests()["getData"].1.count, 2);
+    }
+}

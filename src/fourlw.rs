@@ -116,7 +116,7 @@ fn latency_line(core: &Core) -> String {
         "Latency min/avg/max: {}/{}/{}",
         min as u64,
         java_double(avg),
-        max as u64
+        max.ceil() as u64
     )
 }
 
@@ -216,7 +216,7 @@ fn connection_lines(core: &Core, full: bool) -> Vec<String> {
                         s.latency.last_micros / 1000,
                         min as u64,
                         avg as u64,
-                        max as u64
+                        max.ceil() as u64
                     );
                 }
             }

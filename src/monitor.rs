@@ -109,7 +109,7 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
     out.extend([
         ("local_sessions".into(), Int(0)),
         ("uptime".into(), Int(core.now_ms() as i64)),
-        ("max_latency".into(), Int(max as i64)),
+        ("max_latency".into(), Int(max.ceil() as i64)),
         (
             "connection_rejected".into(),
             Int(access.refused.total() as i64),

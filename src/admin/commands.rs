@@ -211,7 +211,7 @@ fn connections(core: &Core, full: bool) -> Vec<Value> {
                     "last_latency": s.latency.last_micros / 1000,
                     "min_latency": min as u64,
                     "avg_latency": avg as u64,
-                    "max_latency": max as u64,
+                    "max_latency": max.ceil() as u64,
                 });
                 if let (Value::Object(object), Value::Object(extra)) = (&mut object, extra) {
                     object.extend(extra);
@@ -305,7 +305,7 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
             "last_processed_zxid": core.last_zxid,
             "outstanding_requests": 0,
             "avg_latency": avg,
-            "max_latency": max as u64,
+            "max_latency": max.ceil() as u64,
             "min_latency": min as u64,
             "num_alive_client_connections": core.conns.len(),
             "uptime": core.now_ms(),

@@ -83,6 +83,26 @@ impl ServerProcess {
         let _ = self.child.wait();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `bound` for the process to exit; its exit code (None if
+    /// it had to be killed or died of a signal).
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<i32> {
+        wait_with_bound(&mut self.child, bound)
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
     }

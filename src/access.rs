@@ -28,9 +28,12 @@ pub struct Cidr {
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_match(u32::from(net) as u128, u32::from(ip) as u128, self.prefix, 32)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix,
+                32,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 prefix_match(u128::from(net), u128::from(ip), self.prefix, 128)
             }

@@ -64,7 +64,8 @@ impl LogControl {
     /// Replaces the filter; the old one stays if `spec` does not parse.
     pub fn set_level(&self, spec: &str) -> Result<(), String> {
         let spec = spec.trim();
-        let filter = EnvFilter::try_new(spec).map_err(|e| format!("bad log level {spec:?}: {e}"))?;
+        let filter =
+            EnvFilter::try_new(spec).map_err(|e| format!("bad log level {spec:?}: {e}"))?;
         self.handle
             .reload(filter)
             .map_err(|e| format!("cannot change the log level: {e}"))?;

@@ -84,10 +84,7 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
         ("outstanding_requests".into(), Int(0)),
         ("znode_count".into(), Int(core.tree.node_count() as i64)),
         ("global_sessions".into(), Int(core.sessions.len() as i64)),
-        (
-            "packets_sent".into(),
-            Int(core.stats.packets_sent as i64),
-        ),
+        ("packets_sent".into(), Int(core.stats.packets_sent as i64)),
         (
             "packets_received".into(),
             Int(core.stats.packets_received as i64),
@@ -101,7 +98,7 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
     }
     out.push((
         "approximate_data_size".into(),
-        Int(core.tree.approximate_data_size() as i64),
+        Int(core.tree.approximate_data_size()),
     ));
     if let Some(open_fds) = open_fds {
         out.push(("open_file_descriptor_count".into(), Int(open_fds)));

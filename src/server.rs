@@ -47,7 +47,8 @@ impl Server {
     /// the background.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         config.validate().map_err(StartError::Config)?;
-        let access = AccessControl::new(AccessRules::from_config(&config).map_err(StartError::Config)?);
+        let access =
+            AccessControl::new(AccessRules::from_config(&config).map_err(StartError::Config)?);
         let metrics = Arc::new(Metrics::default());
         let secret = load_secret(&config).map_err(StartError::Io)?;
         let started = std::time::Instant::now();

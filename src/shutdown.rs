@@ -41,7 +41,9 @@ pub async fn drain(core: &Arc<Mutex<Core>>) -> Report {
         // loop sends those frames (each once its change is durable), flushes,
         // and only then closes.
         for conn in core.conns.values() {
-            let _ = conn.out.send(Outbound::Close("server shutting down".into()));
+            let _ = conn
+                .out
+                .send(Outbound::Close("server shutting down".into()));
         }
         (
             sessions_closed,

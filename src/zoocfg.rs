@@ -35,8 +35,10 @@ pub fn parse(text: &str) -> Result<ZooCfg, String> {
             continue;
         }
         let Some((key, value)) = line.split_once(['=', ':']) else {
-            cfg.warnings
-                .push(format!("line {}: {line:?} is not key=value; ignored", number + 1));
+            cfg.warnings.push(format!(
+                "line {}: {line:?} is not key=value; ignored",
+                number + 1
+            ));
             continue;
         };
         let (key, value) = (key.trim(), value.trim());
@@ -192,6 +194,9 @@ mod tests {
     #[test]
     fn bad_numbers_are_errors_with_the_line() {
         let err = parse("tickTime=2000\nclientPort=abc\n").unwrap_err();
-        assert!(err.contains("line 2") && err.contains("clientPort"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("clientPort"),
+            "{err}"
+        );
     }
 }

@@ -17,7 +17,9 @@ use tokio::net::TcpSocket;
 
 const EPHEMERAL: i32 = 1;
 
-async fn server_with_admin(tweak: impl FnOnce(&mut canopy::config::Config)) -> (TestServer, SocketAddr) {
+async fn server_with_admin(
+    tweak: impl FnOnce(&mut canopy::config::Config),
+) -> (TestServer, SocketAddr) {
     let server = start_server_with(|c| {
         c.admin_port = free_port();
         tweak(c);
@@ -83,7 +85,9 @@ async fn four_letter_words_parse_like_zookeepers_tools() {
     // Prometheus exporters split them.
     let mntr = four_letter_word(server.addr, "mntr").await;
     for line in mntr.lines() {
-        let (key, value) = line.split_once('\t').unwrap_or_else(|| panic!("no tab: {line:?}"));
+        let (key, value) = line
+            .split_once('\t')
+            .unwrap_or_else(|| panic!("no tab: {line:?}"));
         assert!(key.starts_with("zk_") && !value.is_empty(), "{line:?}");
     }
     let m = pairs(&mntr, "\t");
@@ -94,7 +98,10 @@ async fn four_letter_words_parse_like_zookeepers_tools() {
     assert_eq!(m["zk_global_sessions"], "1");
     assert_eq!(m["zk_watch_count"], "2");
     assert!(m["zk_avg_latency"].parse::<f64>().is_ok());
-    assert!(m["zk_cnt_fsynctime"].parse::<u64>().unwrap() >= 1, "writes were fsync'd");
+    assert!(
+        m["zk_cnt_fsynctime"].parse::<u64>().unwrap() >= 1,
+        "writes were fsync'd"
+    );
     assert!(m["zk_cnt_updatelatency"].parse::<u64>().unwrap() >= 2);
     assert!(m["zk_cnt_readlatency"].parse::<u64>().unwrap() >= 2);
     assert!(m["zk_bytes_received_count"].parse::<u64>().unwrap() > 0);
@@ -116,24 +123,36 @@ async fn four_letter_words_parse_like_zookeepers_tools() {
     assert!(cons.contains("lop=GETC"), "{cons}");
 
     let wchs = four_letter_word(server.addr, "wchs").await;
-    assert!(wchs.starts_with("1 connections watching 1 paths\nTotal watches:2"), "{wchs}");
+    assert!(
+        wchs.starts_with("1 connections watching 1 paths\nTotal watches:2"),
+        "{wchs}"
+    );
     let wchc = four_letter_word(server.addr, "wchc").await;
     assert!(wchc.contains(&format!("{sid}\n\t/app\n")), "{wchc}");
     let wchp = four_letter_word(server.addr, "wchp").await;
     assert!(wchp.contains(&format!("/app\n\t{sid}\n")), "{wchp}");
 
     let dump = four_letter_word(server.addr, "dump").await;
-    assert!(dump.starts_with("SessionTracker dump:\nSession Sets (1)/(1):"), "{dump}");
+    assert!(
+        dump.starts_with("SessionTracker dump:\nSession Sets (1)/(1):"),
+        "{dump}"
+    );
     assert!(dump.contains(&format!("{sid}:\n\t/app/eph\n")), "{dump}");
 
     let envi = four_letter_word(server.addr, "envi").await;
-    assert!(envi.starts_with("Environment:\nzookeeper.version=3.9."), "{envi}");
+    assert!(
+        envi.starts_with("Environment:\nzookeeper.version=3.9."),
+        "{envi}"
+    );
 
     assert_eq!(
         four_letter_word(server.addr, "crst").await,
         "Connection stats reset.\n"
     );
-    assert_eq!(four_letter_word(server.addr, "srst").await, "Server stats reset.\n");
+    assert_eq!(
+        four_letter_word(server.addr, "srst").await,
+        "Server stats reset.\n"
+    );
     let after = pairs(&four_letter_word(server.addr, "srvr").await, ": ");
     assert_eq!(after["Received"], "0", "srst reset the counters");
     drop(client);
@@ -158,7 +177,9 @@ async fn every_admin_command_answers_with_zookeepers_json() {
     let client = some_state(server.addr).await;
     let sid = client.session_id;
 
-    let get = |name: &'static str| async move { http::get(admin, &format!("/commands/{name}")).await.json() };
+    let get = |name: &'static str| async move {
+        http::get(admin, &format!("/commands/{name}")).await.json()
+    };
 
     let monitor = get("monitor").await;
     assert_eq!(monitor["server_state"], "standalone");
@@ -170,7 +191,10 @@ async fn every_admin_command_answers_with_zookeepers_json() {
     let conns = connections["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0]["session_id"], sid);
-    assert!(conns[0]["remote_socket_address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(conns[0]["remote_socket_address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert_eq!(conns[0]["last_operation"], "GETC");
 
     let stats = get("stats").await;
@@ -239,7 +263,10 @@ async fn deleting_a_session_expires_it_and_fires_other_clients_watches() {
     let (server, admin) = server_with_admin(|_| {}).await;
     let mut owner = RawClient::connect(server.addr).await;
     assert_eq!(owner.create("/svc", b"", 0).await.err(), 0);
-    assert_eq!(owner.create("/svc/provider", b"p", EPHEMERAL).await.err(), 0);
+    assert_eq!(
+        owner.create("/svc/provider", b"p", EPHEMERAL).await.err(),
+        0
+    );
     let mut watcher = RawClient::connect(server.addr).await;
     assert_eq!(watcher.get_data("/svc/provider", true).await.err(), 0);
     assert_eq!(watcher.get_children("/svc", true).await.err(), 0);
@@ -256,12 +283,18 @@ async fn deleting_a_session_expires_it_and_fires_other_clients_watches() {
         .clone();
     assert_eq!(mine["ephemeral_count"], 1);
     assert_eq!(mine["connected"], true);
-    assert!(mine["client_address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(mine["client_address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert!(mine["timeout_ms"].as_i64().unwrap() > 0);
     // One session, by decimal id as well as hex.
     let one = http::get(admin, &format!("/v1/sessions/{}", owner.session_id)).await;
     assert_eq!(one.status, 200);
-    assert_eq!(one.json()["ephemerals"], serde_json::json!(["/svc/provider"]));
+    assert_eq!(
+        one.json()["ephemerals"],
+        serde_json::json!(["/svc/provider"])
+    );
 
     let removed = http::request(admin, "DELETE", &format!("/v1/sessions/{hex}"), None, None).await;
     assert_eq!(removed.status, 200, "{}", removed.body);
@@ -291,12 +324,21 @@ async fn deleting_a_session_expires_it_and_fires_other_clients_watches() {
     owner.expect_closed().await;
     let mut back = RawClient::open(server.addr).await;
     let answer = back
-        .handshake(&reattach_request(owner.session_id, owner.passwd.clone(), 10_000))
+        .handshake(&reattach_request(
+            owner.session_id,
+            owner.passwd.clone(),
+            10_000,
+        ))
         .await
         .expect("an answer");
     assert_eq!((answer.session_id, answer.timeout), (0, 0));
 
-    assert_eq!(http::get(admin, &format!("/v1/sessions/{hex}")).await.status, 404);
+    assert_eq!(
+        http::get(admin, &format!("/v1/sessions/{hex}"))
+            .await
+            .status,
+        404
+    );
     let again = http::request(admin, "DELETE", &format!("/v1/sessions/{hex}"), None, None).await;
     assert_eq!(again.status, 404);
     assert_eq!(http::get(admin, "/v1/sessions/nonsense").await.status, 400);
@@ -316,8 +358,13 @@ async fn metrics_count_known_traffic() {
         assert_eq!(client.get_data(&format!("/m{i}"), false).await.err(), 0);
     }
     let after = scrape(admin).await;
-    let delta = |key: &str| after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0);
-    assert_eq!(delta("canopy_requests_total{op=\"create\"}"), CREATES as f64);
+    let delta = |key: &str| {
+        after.get(key).copied().unwrap_or(0.0) - before.get(key).copied().unwrap_or(0.0)
+    };
+    assert_eq!(
+        delta("canopy_requests_total{op=\"create\"}"),
+        CREATES as f64
+    );
     assert_eq!(delta("canopy_requests_total{op=\"getData\"}"), READS as f64);
     assert_eq!(
         after["canopy_request_duration_seconds_count{op=\"create\"}"],
@@ -335,14 +382,22 @@ async fn metrics_count_known_traffic() {
     assert!(delta("canopy_bytes_received_total") > 0.0);
     assert!(delta("canopy_bytes_sent_total") > 0.0);
     assert!(after["canopy_connections_accepted_total"] >= 1.0);
-    assert_eq!(after["canopy_connections_refused_total{reason=\"denied\"}"], 0.0);
+    assert_eq!(
+        after["canopy_connections_refused_total{reason=\"denied\"}"],
+        0.0
+    );
     // Buckets are cumulative.
     let mut create_buckets: Vec<(f64, f64)> = after
         .iter()
         .filter_map(|(k, v)| {
-            let le = k.strip_prefix("canopy_request_duration_seconds_bucket{op=\"create\",le=\"")?;
+            let le =
+                k.strip_prefix("canopy_request_duration_seconds_bucket{op=\"create\",le=\"")?;
             let le = le.trim_end_matches("\"}");
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, *v))
         })
         .collect();
@@ -385,7 +440,9 @@ async fn scrape(admin: SocketAddr) -> HashMap<String, f64> {
 /// answer, or "" if the server closed without one.
 async fn ruok_from(source: [u8; 4], server: SocketAddr) -> String {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .unwrap();
     let mut stream = tokio::time::timeout(WAIT, socket.connect(server))
         .await
         .expect("connect in time")
@@ -405,7 +462,10 @@ async fn deny_list_refuses_127_0_0_2_and_the_admin_api_changes_it() {
     assert_eq!(ruok_from([127, 0, 0, 1], server.addr).await, "imok");
     assert_eq!(ruok_from([127, 0, 0, 2], server.addr).await, "");
     let metrics = scrape(admin).await;
-    assert_eq!(metrics["canopy_connections_refused_total{reason=\"denied\"}"], 1.0);
+    assert_eq!(
+        metrics["canopy_connections_refused_total{reason=\"denied\"}"],
+        1.0
+    );
     assert_eq!(metrics["zk_connection_rejected"], 1.0);
 
     // An allow list of 127.0.0.1 alone keeps 127.0.0.3 out, too.
@@ -424,7 +484,14 @@ async fn deny_list_refuses_127_0_0_2_and_the_admin_api_changes_it() {
     let changed = http::request(admin, "PUT", "/v1/access", Some(r#"{"allow": []}"#), None).await;
     assert_eq!(changed.status, 200);
     assert_eq!(ruok_from([127, 0, 0, 2], server.addr).await, "imok");
-    let bad = http::request(admin, "PUT", "/v1/access", Some(r#"{"deny": ["10.0.0.0/40"]}"#), None).await;
+    let bad = http::request(
+        admin,
+        "PUT",
+        "/v1/access",
+        Some(r#"{"deny": ["10.0.0.0/40"]}"#),
+        None,
+    )
+    .await;
     assert_eq!(bad.status, 400);
 }
 
@@ -435,7 +502,9 @@ async fn max_client_cnxns_is_enforced_per_address() {
     let _second = RawClient::connect(server.addr).await;
     // The third from 127.0.0.1 is closed at accept, without an answer.
     let mut third = RawClient::open(server.addr).await;
-    third.send_raw(&with_length(&new_session_request(10_000).to_bytes())).await;
+    third
+        .send_raw(&with_length(&new_session_request(10_000).to_bytes()))
+        .await;
     assert!(third.expect_closed().await.is_empty());
     // Another address has its own count.
     assert_eq!(ruok_from([127, 0, 0, 2], server.addr).await, "imok");
@@ -445,7 +514,11 @@ async fn max_client_cnxns_is_enforced_per_address() {
     let mut admitted = false;
     for _ in 0..100 {
         let mut again = RawClient::open(server.addr).await;
-        if again.handshake(&new_session_request(10_000)).await.is_some() {
+        if again
+            .handshake(&new_session_request(10_000))
+            .await
+            .is_some()
+        {
             admitted = true;
             break;
         }
@@ -467,9 +540,20 @@ async fn state_changes_need_the_token_when_one_is_set() {
     let wrong = http::request(admin, "DELETE", &path, None, Some("nope")).await;
     assert_eq!(wrong.status, 401);
     assert_eq!(http::get(admin, "/commands/stat_reset").await.status, 401);
-    let put = http::request(admin, "PUT", "/v1/access", Some(r#"{"deny": ["127.0.0.9"]}"#), None).await;
+    let put = http::request(
+        admin,
+        "PUT",
+        "/v1/access",
+        Some(r#"{"deny": ["127.0.0.9"]}"#),
+        None,
+    )
+    .await;
     assert_eq!(put.status, 401);
-    assert_eq!(http::get(admin, &path).await.status, 200, "the session is still there");
+    assert_eq!(
+        http::get(admin, &path).await.status,
+        200,
+        "the session is still there"
+    );
     let done = http::request(admin, "DELETE", &path, None, Some("t0ken")).await;
     assert_eq!(done.status, 200, "{}", done.body);
     drop(client);
@@ -490,7 +574,12 @@ async fn a_taken_admin_port_leaves_the_client_port_serving() {
 async fn services_view_decodes_the_dubbo_layout() {
     let (server, admin) = server_with_admin(|_| {}).await;
     let mut provider = RawClient::connect(server.addr).await;
-    for path in ["/dubbo", "/dubbo/com.example.Greeter", "/dubbo/com.example.Greeter/providers", "/dubbo/com.example.Greeter/consumers"] {
+    for path in [
+        "/dubbo",
+        "/dubbo/com.example.Greeter",
+        "/dubbo/com.example.Greeter/providers",
+        "/dubbo/com.example.Greeter/consumers",
+    ] {
         assert_eq!(provider.create(path, b"", 0).await.err(), 0);
     }
     let url = "dubbo://10.1.2.3:20880/com.example.Greeter?application=shop&version=1.0.0";
@@ -504,9 +593,21 @@ async fn services_view_decodes_the_dubbo_layout() {
     let node = format!("/dubbo/com.example.Greeter/providers/{encoded}");
     assert_eq!(provider.create(&node, b"", EPHEMERAL).await.err(), 0);
     let consumer_url = "consumer://10.9.9.9/com.example.Greeter?application=web&category=consumers";
-    let consumer = consumer_url.replace(':', "%3A").replace('/', "%2F").replace('?', "%3F").replace('=', "%3D").replace('&', "%26");
+    let consumer = consumer_url
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('=', "%3D")
+        .replace('&', "%26");
     assert_eq!(
-        provider.create(&format!("/dubbo/com.example.Greeter/consumers/{consumer}"), b"", EPHEMERAL).await.err(),
+        provider
+            .create(
+                &format!("/dubbo/com.example.Greeter/consumers/{consumer}"),
+                b"",
+                EPHEMERAL
+            )
+            .await
+            .err(),
         0
     );
     let view = http::get(admin, "/v1/services").await.json();
@@ -522,8 +623,16 @@ async fn services_view_decodes_the_dubbo_layout() {
     assert_eq!(service["consumers"][0]["parameters"]["application"], "web");
     // Once the provider's session is forced off, it is gone from the view.
     let hex = format!("0x{:x}", provider.session_id);
-    assert_eq!(http::request(admin, "DELETE", &format!("/v1/sessions/{hex}"), None, None).await.status, 200);
+    assert_eq!(
+        http::request(admin, "DELETE", &format!("/v1/sessions/{hex}"), None, None)
+            .await
+            .status,
+        200
+    );
     let view = http::get(admin, "/v1/services").await.json();
     assert_eq!(view["services"][0]["providers"], serde_json::json!([]));
-    assert_eq!(http::get(admin, "/v1/services?root=/none").await.json()["services"], serde_json::json!([]));
+    assert_eq!(
+        http::get(admin, "/v1/services?root=/none").await.json()["services"],
+        serde_json::json!([])
+    );
 }

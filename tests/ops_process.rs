@@ -54,14 +54,27 @@ async fn sigterm_exits_cleanly_without_losing_acknowledged_writes() {
             }
         }
     }
-    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0), "{}", server.log_text());
-    assert!(server.log_text().contains("log closed"), "{}", server.log_text());
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        server.log_text().contains("log closed"),
+        "{}",
+        server.log_text()
+    );
 
     let (session, passwd) = (client.session_id, client.passwd.clone());
     let server = ServerProcess::start(dir.path(), &[]).expect("server restarts");
     let mut check = RawClient::connect(server.addr).await;
     for path in &acknowledged {
-        assert_eq!(check.exists(path).await.err(), 0, "acknowledged {path} was lost");
+        assert_eq!(
+            check.exists(path).await.err(),
+            0,
+            "acknowledged {path} was lost"
+        );
     }
     // Sessions survive a graceful restart by default, with their ephemerals.
     assert_eq!(check.exists("/keep").await.err(), 0);
@@ -70,8 +83,14 @@ async fn sigterm_exits_cleanly_without_losing_acknowledged_writes() {
         .handshake(&reattach_request(session, passwd, 10_000))
         .await
         .expect("an answer");
-    assert_eq!(answer.session_id, session, "the session survived the restart");
-    eprintln!("{} of {BURST} writes were acknowledged before the stop", acknowledged.len());
+    assert_eq!(
+        answer.session_id, session,
+        "the session survived the restart"
+    );
+    eprintln!(
+        "{} of {BURST} writes were acknowledged before the stop",
+        acknowledged.len()
+    );
 }
 
 #[tokio::test]
@@ -84,22 +103,36 @@ async fn sigterm_can_close_every_session_instead() {
     server.signal("TERM");
     client.expect_closed().await;
     assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0));
-    assert!(server.log_text().contains("sessions_closed=1"), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("sessions_closed=1"),
+        "{}",
+        server.log_text()
+    );
 
     let server = ServerProcess::start(dir.path(), &[]).expect("server restarts");
     let mut check = RawClient::connect(server.addr).await;
     assert_eq!(check.exists("/gone").await.err(), ErrorCode::NoNode.code());
     let mut back = RawClient::open(server.addr).await;
     let answer = back
-        .handshake(&reattach_request(client.session_id, client.passwd.clone(), 10_000))
+        .handshake(&reattach_request(
+            client.session_id,
+            client.passwd.clone(),
+            10_000,
+        ))
         .await
         .expect("an answer");
-    assert_eq!((answer.session_id, answer.timeout), (0, 0), "the session is expired");
+    assert_eq!(
+        (answer.session_id, answer.timeout),
+        (0, 0),
+        "the session is expired"
+    );
 }
 
 async fn ruok_from(source: [u8; 4], server: SocketAddr) -> String {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.bind((std::net::Ipv4Addr::from(source), 0).into()).unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(source), 0).into())
+        .unwrap();
     let mut stream = tokio::time::timeout(WAIT, socket.connect(server))
         .await
         .expect("connect in time")
@@ -183,9 +216,15 @@ fn zoo_cfg_settings_are_taken_and_the_rest_warned_about() {
         // Bounds follow the tick, as in ZooKeeper.
         "min_session_timeout_ms: 600",
     ] {
-        assert!(stdout.contains(expected), "{expected} missing from:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "{expected} missing from:\n{stdout}"
+        );
     }
-    assert!(stderr.contains("initLimit=5") && stderr.contains("syncLimit=2"), "{stderr}");
+    assert!(
+        stderr.contains("initLimit=5") && stderr.contains("syncLimit=2"),
+        "{stderr}"
+    );
 
     // Flags win over the file; a .cfg given as --config is read as a zoo.cfg.
     let output = Command::new(env!("CARGO_BIN_EXE_canopy"))
@@ -195,16 +234,26 @@ fn zoo_cfg_settings_are_taken_and_the_rest_warned_about() {
         .output()
         .expect("run canopy");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("max_client_cnxns: 9") && stdout.contains("port: 2999"), "{stdout}");
+    assert!(
+        stdout.contains("max_client_cnxns: 9") && stdout.contains("port: 2999"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
 async fn a_server_runs_from_a_zoo_cfg() {
     let dir = tempfile::tempdir().unwrap();
     let zoo = dir.path().join("zoo.cfg");
-    std::fs::write(&zoo, "tickTime=100\n4lw.commands.whitelist=ruok\nmaxClientCnxns=1\n").unwrap();
-    let server = ServerProcess::start(&dir.path().join("data"), &["--config", zoo.to_str().unwrap()])
-        .expect("server starts from a zoo.cfg");
+    std::fs::write(
+        &zoo,
+        "tickTime=100\n4lw.commands.whitelist=ruok\nmaxClientCnxns=1\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(
+        &dir.path().join("data"),
+        &["--config", zoo.to_str().unwrap()],
+    )
+    .expect("server starts from a zoo.cfg");
     assert_eq!(four_letter_word(server.addr, "ruok").await, "imok");
     assert_eq!(
         four_letter_word(server.addr, "mntr").await,
@@ -235,8 +284,9 @@ async fn json_logs_and_the_level_changed_at_run_time() {
     let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let value: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| serde_json::json!({ "not_json": line, "error": e.to_string() }));
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(
+                |e| serde_json::json!({ "not_json": line, "error": e.to_string() }),
+            );
             if tx.send(value).is_err() {
                 return;
             }
@@ -247,7 +297,10 @@ async fn json_logs_and_the_level_changed_at_run_time() {
     let mut admin_up = false;
     while client_addr.is_none() || !admin_up {
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("log lines");
-        assert!(line.get("not_json").is_none(), "a log line is not JSON: {line}");
+        assert!(
+            line.get("not_json").is_none(),
+            "a log line is not JSON: {line}"
+        );
         let message = line["fields"]["message"].as_str().unwrap_or("").to_string();
         if let Some(addr) = message.strip_prefix("listening on ") {
             client_addr = Some(addr.parse::<SocketAddr>().unwrap());
@@ -255,14 +308,29 @@ async fn json_logs_and_the_level_changed_at_run_time() {
         admin_up |= message.starts_with("admin server on");
         lines.push(line);
     }
-    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["timestamp"].is_string()));
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    assert_eq!(http::get(admin, "/v1/log/level").await.json()["level"], "info");
+    assert_eq!(
+        http::get(admin, "/v1/log/level").await.json()["level"],
+        "info"
+    );
 
     // Debug lines appear only after the level is raised.
-    let changed = http::request(admin, "PUT", "/v1/log/level", Some(r#"{"level":"debug"}"#), None).await;
+    let changed = http::request(
+        admin,
+        "PUT",
+        "/v1/log/level",
+        Some(r#"{"level":"debug"}"#),
+        None,
+    )
+    .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
-    assert_eq!(http::get(admin, "/v1/log/level").await.json()["level"], "debug");
+    assert_eq!(
+        http::get(admin, "/v1/log/level").await.json()["level"],
+        "debug"
+    );
     // A client that closes at once logs at debug ("connection closed by client").
     let mut client = RawClient::connect(client_addr.unwrap()).await;
     client.ping().await;
@@ -278,7 +346,14 @@ async fn json_logs_and_the_level_changed_at_run_time() {
         }
     }
     assert!(saw_debug, "no debug line after raising the level");
-    let bad = http::request(admin, "PUT", "/v1/log/level", Some(r#"{"level":"[[["}"#), None).await;
+    let bad = http::request(
+        admin,
+        "PUT",
+        "/v1/log/level",
+        Some(r#"{"level":"[[["}"#),
+        None,
+    )
+    .await;
     assert_eq!(bad.status, 400);
 
     let _ = child.kill();

@@ -287,7 +287,12 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
     let slow_fsyncs: u64 = fsync
         .buckets
         .iter()
-        .zip(crate::metrics::BUCKETS_MICROS.iter().copied().chain([u64::MAX]))
+        .zip(
+            crate::metrics::BUCKETS_MICROS
+                .iter()
+                .copied()
+                .chain([u64::MAX]),
+        )
         .filter(|(_, bound)| *bound > 1_000_000)
         .map(|(count, _)| *count)
         .sum();

@@ -139,7 +139,10 @@ pub fn router(state: AdminState) -> Router {
             get(sessions::show).delete(sessions::remove),
         )
         .route("/v1/services", get(services::view))
-        .route("/v1/access", get(controls::access).put(controls::set_access))
+        .route(
+            "/v1/access",
+            get(controls::access).put(controls::set_access),
+        )
         .route(
             "/v1/log/level",
             get(controls::log_level).put(controls::set_log_level),
@@ -196,10 +199,7 @@ pub async fn start(
 /// ids, or decimal.
 pub fn parse_session_id(text: &str) -> Option<i64> {
     let text = text.trim();
-    match text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-    {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16).ok().map(|v| v as i64),
         None => text.parse::<i64>().ok(),
     }
@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn session_ids_in_hex_or_decimal() {
         assert_eq!(parse_session_id("0x100000abc"), Some(0x1_0000_0abc));
-        assert_eq!(parse_session_id("72058394762870784"), Some(72058394762870784));
+        assert_eq!(
+            parse_session_id("72058394762870784"),
+            Some(72058394762870784)
+        );
         assert_eq!(
             parse_session_id("0xff00000000000001"),
             Some(0xff00_0000_0000_0001_u64 as i64)

@@ -23,7 +23,10 @@ use crate::monitor;
 pub async fn scrape(State(state): State<AdminState>) -> impl IntoResponse {
     let text = render(&state.core.lock());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
 }
@@ -59,7 +62,11 @@ pub fn render(core: &Core) -> String {
         "# HELP canopy_requests_total Requests processed, by type.\n# TYPE canopy_requests_total counter"
     );
     for (name, (_, histogram)) in &requests {
-        let _ = writeln!(out, "canopy_requests_total{{op=\"{name}\"}} {}", histogram.count);
+        let _ = writeln!(
+            out,
+            "canopy_requests_total{{op=\"{name}\"}} {}",
+            histogram.count
+        );
     }
     let _ = writeln!(
         out,
@@ -80,7 +87,12 @@ pub fn render(core: &Core) -> String {
         "# HELP canopy_fsync_duration_seconds Time each fsync of the write-ahead log took.\n\
          # TYPE canopy_fsync_duration_seconds histogram"
     );
-    histogram_lines(&mut out, "canopy_fsync_duration_seconds", "", &metrics.fsync());
+    histogram_lines(
+        &mut out,
+        "canopy_fsync_duration_seconds",
+        "",
+        &metrics.fsync(),
+    );
     let _ = writeln!(
         out,
         "# HELP canopy_snapshot_duration_seconds Time each snapshot took to write.\n\

@@ -38,7 +38,12 @@ pub struct SessionView {
     pub ephemerals: Option<Vec<String>>,
 }
 
-fn view(core: &Core, session: &Session, addresses: &HashMap<i64, String>, detail: bool) -> SessionView {
+fn view(
+    core: &Core,
+    session: &Session,
+    addresses: &HashMap<i64, String>,
+    detail: bool,
+) -> SessionView {
     let now = core.now_ms() as i64;
     // The tracker keeps the deadline (last touch + timeout, rounded up to a
     // bucket); the last touch is that minus the timeout.
@@ -115,7 +120,11 @@ pub async fn remove(
         return Err(ApiError::not_found(format!("no session 0x{id:x}")));
     }
     let ephemerals = core.tree.ephemerals_of(id).len();
-    tracing::info!(session = format!("0x{id:x}"), ephemerals, "session expired by the admin API");
+    tracing::info!(
+        session = format!("0x{id:x}"),
+        ephemerals,
+        "session expired by the admin API"
+    );
     // The very path an expiry takes.
     let header = core.close_session(id, "session expired");
     Ok(Json(json!({

@@ -18,8 +18,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -48,7 +47,10 @@ pub async fn request(
     }
     head.push_str("\r\n");
     head.push_str(body);
-    stream.write_all(head.as_bytes()).await.expect("send request");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send request");
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await

@@ -323,6 +323,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before the server starts: a SIGHUP or SIGTERM that arrives once
+        // the port is open must find its handler, not the default (exit).
+        let signals = Signals::install();
         let server = match Server::start(config).await {
             Ok(server) => server,
             Err(err) => {
@@ -330,7 +333,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_stop(&server, &sources).await;
+        signals.wait_for_stop(&server, &sources).await;
         tracing::info!("shutting down: no new connections; letting queued replies out");
         let report = server.shutdown().await;
         tracing::info!(
@@ -343,24 +346,47 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-/// Waits for SIGTERM or SIGINT; on SIGHUP reads the settings again and
-/// applies what can change while running: the access rules and the log level.
-async fn wait_for_stop(server: &Server, sources: &Sources) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hangup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::warn!("cannot listen for signals; stopping on Ctrl-C only");
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            _ = hangup.recv() => reload(server, sources),
+/// SIGTERM, SIGINT and SIGHUP, listened for from start-up on.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let hangup = signal(SignalKind::hangup());
+        if term.is_err() || hangup.is_err() {
+            tracing::warn!("cannot listen for SIGTERM/SIGHUP; stopping on Ctrl-C only");
         }
+        Signals {
+            term: term.ok(),
+            hangup: hangup.ok(),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT; on SIGHUP reads the settings again and
+    /// applies what can change while running: the access rules and the log
+    /// level.
+    async fn wait_for_stop(mut self, server: &Server, sources: &Sources) {
+        loop {
+            tokio::select! {
+                _ = recv(&mut self.term) => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = recv(&mut self.hangup) => reload(server, sources),
+            }
+        }
+    }
+}
+
+/// The next delivery of a signal; never, if it could not be listened for.
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -268,6 +268,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_documents_every_setting_with_its_default() {
+        let text = include_str!("../canopy.toml.example");
+        let example: Overrides = toml::from_str(text).expect("the example parses");
+        assert_eq!(Config::resolve(&[&example]), Config::default());
+        // Every field of Config (read off its Debug form) is in the file.
+        let debug = format!("{:#?}", Config::default());
+        for line in debug.lines().skip(1) {
+            if let Some((name, _)) = line.trim().split_once(": ") {
+                assert!(
+                    text.contains(&format!("{name} = ")),
+                    "{name} is not in canopy.toml.example"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
         assert!(toml::from_str::<Overrides>("prot = 1").is_err());
     }

@@ -67,12 +67,12 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
         "envi" => environment(&core),
         "mntr" => monitor(&core),
         "wchs" => {
-            let (conns, paths, total) = core.watches.summary();
+            let (conns, paths, total) = core.watches.data_summary();
             format!("{conns} connections watching {paths} paths\nTotal watches:{total}\n")
         }
         "wchc" => {
             let mut out = String::new();
-            let mut by_watcher: Vec<_> = core.watches.paths_by_watcher().into_iter().collect();
+            let mut by_watcher: Vec<_> = core.watches.data_paths_by_watcher().into_iter().collect();
             by_watcher.sort();
             for (conn_id, paths) in by_watcher {
                 let session = core.conns.get(&conn_id).map_or(0, |c| c.session_id);
@@ -86,7 +86,7 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
         }
         "wchp" => {
             let mut out = String::new();
-            let mut by_path: Vec<_> = core.watches.watchers_by_path().into_iter().collect();
+            let mut by_path: Vec<_> = core.watches.data_watchers_by_path().into_iter().collect();
             by_path.sort();
             for (path, watchers) in by_path {
                 let _ = writeln!(out, "{path}");
@@ -231,7 +231,6 @@ fn conf(core: &Core) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", c.port);
     let _ = writeln!(out, "secureClientPort=-1");
-    let _ = writeln!(out, "clientPortAddress={}", c.bind);
     let _ = writeln!(out, "dataDir={}", c.data_dir.display());
     let size = monitor::data_dir_size(&c.data_dir);
     let _ = writeln!(out, "dataDirSize={size}");
@@ -306,6 +305,37 @@ fn dump(core: &Core) -> String {
         paths.sort();
         for path in paths {
             let _ = writeln!(out, "\t{path}");
+        }
+    }
+    // Connections by when they expire: with their session's deadline, or
+    // (not yet attached) the handshake deadline.
+    let mut by_expiry: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    let handshake_ms = core.config.max_session_timeout_ms.max(1000) as i64;
+    let mut conns: Vec<_> = core.conns.values().collect();
+    conns.sort_by_key(|c| c.addr);
+    for conn in conns {
+        let expires = match core.sessions.get(conn.session_id) {
+            Some(session) => wall_now + (session.expires_at as i64 - mono_now),
+            None => millis_since_epoch(conn.stats.established) as i64 + handshake_ms,
+        };
+        by_expiry.entry(expires).or_default().push(format!(
+            "\tip: /{}:{} sessionId: 0x{:x}",
+            conn.addr.ip(),
+            conn.addr.port(),
+            conn.session_id
+        ));
+    }
+    let _ = writeln!(out, "Connections dump:");
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        by_expiry.len(),
+        core.conns.len()
+    );
+    for (when, lines) in by_expiry {
+        let _ = writeln!(out, "{} expire at {}:", lines.len(), java_date(when));
+        for line in lines {
+            let _ = writeln!(out, "{line}");
         }
     }
     out

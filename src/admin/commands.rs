@@ -132,14 +132,13 @@ pub fn execute(core: &mut Core, command: &str) -> Option<Map<String, Value>> {
         "server_stats" => server_stats(core, false),
         "stats" => server_stats(core, true),
         "watch_summary" => {
-            let (conns, paths, total) = core.watches.summary();
+            let (conns, paths, total) = core.watches.data_summary();
             json!({ "num_connections": conns, "num_paths": paths, "num_total_watches": total })
         }
         "watches" => {
             let mut by_session: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (conn_id, mut paths) in core.watches.paths_by_watcher() {
+            for (conn_id, paths) in core.watches.data_paths_by_watcher() {
                 let session = core.conns.get(&conn_id).map_or(0, |c| c.session_id);
-                paths.sort();
                 by_session
                     .entry(session.to_string())
                     .or_default()
@@ -149,7 +148,7 @@ pub fn execute(core: &mut Core, command: &str) -> Option<Map<String, Value>> {
         }
         "watches_by_path" => {
             let mut by_path: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-            for (path, watchers) in core.watches.watchers_by_path() {
+            for (path, watchers) in core.watches.data_watchers_by_path() {
                 let mut sessions: Vec<i64> = watchers
                     .iter()
                     .map(|w| core.conns.get(w).map_or(0, |c| c.session_id))

@@ -119,6 +119,10 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// Who may connect; checked by the accept loop.
     pub access: Arc<AccessControl>,
+    /// Set by a graceful stop: requests and handshakes arriving from then on
+    /// are not processed (their connection closes without a reply), so every
+    /// change applied gets its reply out before the connection closes.
+    pub draining: bool,
 }
 
 impl Core {
@@ -161,6 +165,7 @@ impl Core {
             durable,
             metrics,
             access,
+            draining: false,
         };
         let now = core.now_ms();
         for (id, timeout_ms) in recovered.sessions {
@@ -311,6 +316,9 @@ impl Core {
 
     /// Handles the first frame of a connection.
     pub fn connect(&mut self, conn_id: ConnId, request: &ConnectRequest) -> Handshake {
+        if self.draining {
+            return Handshake::Dropped("server shutting down".into());
+        }
         let addr = match self.conns.get(&conn_id) {
             Some(conn) => conn.addr,
             None => return Handshake::Dropped("connection already closed".into()),
@@ -432,6 +440,9 @@ impl Core {
     /// Handles one request of an attached connection: queues its reply (and
     /// any notifications) and says whether to go on.
     pub fn process(&mut self, conn_id: ConnId, header: RequestHeader, request: Request) -> Action {
+        if self.draining {
+            return Action::Close("server shutting down".into());
+        }
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return Action::Close("connection already closed".into());
         };

@@ -1,7 +1,9 @@
-//! A graceful stop (SIGTERM, SIGINT): the accept loop has stopped; every
-//! connection is asked to close after what is already queued for it, so each
-//! request that was processed gets its reply (once its change is on disk);
-//! then the log is written out and closed.
+//! A graceful stop (SIGTERM, SIGINT): the accept loop has stopped; the core
+//! stops processing requests (those that arrive now are left unanswered and
+//! unapplied, as on a dropped connection); every connection is asked to close
+//! after what is already queued for it, so each request that was processed
+//! gets its reply (once its change is on disk); then the log is written out
+//! and closed.
 //!
 //! Sessions survive by default, as in ZooKeeper: they are in the log, and
 //! their clients re-attach after the restart. With
@@ -29,6 +31,9 @@ pub struct Report {
 pub async fn drain(core: &Arc<Mutex<Core>>) -> Report {
     let (sessions_closed, connections_closed, grace) = {
         let mut core = core.lock();
+        // From here on nothing new is processed: what was processed has its
+        // reply queued ahead of the Close below.
+        core.draining = true;
         let mut sessions_closed = 0;
         if core.config.close_sessions_on_shutdown {
             let ids: Vec<i64> = core.sessions.iter().map(|s| s.id).collect();

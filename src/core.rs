@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -473,6 +474,7 @@ impl Core {
                         return Action::Continue;
                     }
                     Err(code) => {
+                        self.metrics.auth_failed.fetch_add(1, Ordering::Relaxed);
                         self.send_reply(conn_id, header.xid, 0, code.code(), &Response::Empty);
                         return Action::Close(format!(
                             "authentication failed for scheme {:?}",

@@ -109,6 +109,8 @@ pub struct Metrics {
     pub bytes_received: AtomicU64,
     /// Bytes of frames queued to clients (replies and notifications).
     pub bytes_sent: AtomicU64,
+    /// `addauth` requests refused (the connection is closed after each).
+    pub auth_failed: AtomicU64,
     /// Per request type: how many were processed and how long each took in
     /// the core (decode to reply queued; the wait for the log is apart).
     requests: Mutex<BTreeMap<&'static str, (OpCode, Histogram)>>,

@@ -90,7 +90,10 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
             Int(core.stats.packets_received as i64),
         ),
         ("watch_count".into(), Int(watches as i64)),
-        ("auth_failed_count".into(), Int(0)),
+        (
+            "auth_failed_count".into(),
+            Int(metrics.auth_failed.load(Ordering::Relaxed) as i64),
+        ),
         ("min_latency".into(), Int(min as i64)),
     ];
     if let Some(max_fds) = max_fds {

@@ -155,6 +155,22 @@ async fn four_letter_words_parse_like_zookeepers_tools() {
     );
     let after = pairs(&four_letter_word(server.addr, "srvr").await, ": ");
     assert_eq!(after["Received"], "0", "srst reset the counters");
+
+    // A refused addauth is counted (and its connection closed).
+    let mut intruder = RawClient::connect(server.addr).await;
+    intruder
+        .send_with_xid(
+            canopy_protocol::xid::AUTH,
+            &canopy_protocol::Request::Auth(canopy_protocol::AuthPacket {
+                auth_type: 0,
+                scheme: "no-such-scheme".into(),
+                auth: bytes::Bytes::from_static(b"x"),
+            }),
+        )
+        .await;
+    intruder.expect_closed().await;
+    let m = pairs(&four_letter_word(server.addr, "mntr").await, "\t");
+    assert_eq!(m["zk_auth_failed_count"], "1");
     drop(client);
 }
 

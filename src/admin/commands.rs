@@ -313,7 +313,7 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
             "min_latency": min as u64,
             "num_alive_client_connections": core.conns.len(),
             "uptime": core.now_ms(),
-            "auth_failed_count": 0,
+            "auth_failed_count": core.metrics.auth_failed.load(std::sync::atomic::Ordering::Relaxed),
         },
         "node_count": core.tree.node_count(),
     });

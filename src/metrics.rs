@@ -7,7 +7,7 @@
 //! their own.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use canopy_protocol::OpCode;
@@ -102,6 +102,24 @@ pub fn is_update(op: OpCode) -> bool {
     )
 }
 
+/// Last, smallest and largest response sizes; -1 until the first response.
+#[derive(Debug)]
+struct ResponseSizes {
+    last: AtomicI64,
+    min: AtomicI64,
+    max: AtomicI64,
+}
+
+impl Default for ResponseSizes {
+    fn default() -> Self {
+        ResponseSizes {
+            last: AtomicI64::new(-1),
+            min: AtomicI64::new(-1),
+            max: AtomicI64::new(-1),
+        }
+    }
+}
+
 /// The server's monotonic metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -111,6 +129,13 @@ pub struct Metrics {
     pub bytes_sent: AtomicU64,
     /// `addauth` requests refused (the connection is closed after each).
     pub auth_failed: AtomicU64,
+    /// Sizes of the frames sent to clients: the last, the smallest, the
+    /// largest (ZooKeeper's client_response_stats).
+    response_size: ResponseSizes,
+    /// Start-up: how long loading the data folder took, and how many log
+    /// records were replayed (ZooKeeper's dbinittime, startup_txns_loaded).
+    pub startup_millis: AtomicU64,
+    pub startup_txns_loaded: AtomicU64,
     /// Per request type: how many were processed and how long each took in
     /// the core (decode to reply queued; the wait for the log is apart).
     requests: Mutex<BTreeMap<&'static str, (OpCode, Histogram)>>,
@@ -126,8 +151,28 @@ impl Metrics {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    /// One frame queued to a client.
     pub fn add_sent(&self, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        let size = bytes as i64;
+        let sizes = &self.response_size;
+        sizes.last.store(size, Ordering::Relaxed);
+        sizes.max.fetch_max(size, Ordering::Relaxed);
+        let _ = sizes
+            .min
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
+                (min < 0 || size < min).then_some(size)
+            });
+    }
+
+    /// (last, min, max) response size in bytes; -1 before any.
+    pub fn response_sizes(&self) -> (i64, i64, i64) {
+        let sizes = &self.response_size;
+        (
+            sizes.last.load(Ordering::Relaxed),
+            sizes.min.load(Ordering::Relaxed),
+            sizes.max.load(Ordering::Relaxed),
+        )
     }
 
     pub fn record_request(&self, op: OpCode, micros: u64) {

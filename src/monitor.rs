@@ -70,6 +70,7 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
     let metrics = &core.metrics;
     let access = &core.access;
     let (max_fds, open_fds) = file_descriptors();
+    let (last_size, min_size, max_size) = metrics.response_sizes();
     let mut out: Vec<(String, Figure)> = vec![
         ("version".into(), Text(version_string())),
         ("server_state".into(), Text("standalone".into())),
@@ -89,6 +90,8 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
             "packets_received".into(),
             Int(core.stats.packets_received as i64),
         ),
+        ("last_client_response_size".into(), Int(last_size)),
+        ("max_client_response_size".into(), Int(max_size)),
         ("watch_count".into(), Int(watches as i64)),
         (
             "auth_failed_count".into(),
@@ -107,6 +110,7 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
         out.push(("open_file_descriptor_count".into(), Int(open_fds)));
     }
     out.extend([
+        ("min_client_response_size".into(), Int(min_size)),
         ("local_sessions".into(), Int(0)),
         ("uptime".into(), Int(core.now_ms() as i64)),
         ("max_latency".into(), Int(max.ceil() as i64)),
@@ -119,12 +123,27 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
             Int(metrics.bytes_received.load(Ordering::Relaxed) as i64),
         ),
         (
+            "response_bytes".into(),
+            Int(metrics.bytes_sent.load(Ordering::Relaxed) as i64),
+        ),
+        (
             "connection_request_count".into(),
             Int(access.accepted.load(Ordering::Relaxed) as i64),
         ),
         ("snap_count".into(), Int(metrics.snapshots().count as i64)),
         ("last_zxid".into(), Text(format!("0x{:x}", core.last_zxid))),
     ]);
+    // Measured once, at start-up: summaries of one value, as ZooKeeper has them.
+    single(
+        &mut out,
+        "dbinittime",
+        metrics.startup_millis.load(Ordering::Relaxed) as i64,
+    );
+    single(
+        &mut out,
+        "startup_txns_loaded",
+        metrics.startup_txns_loaded.load(Ordering::Relaxed) as i64,
+    );
     summary(&mut out, "fsynctime", &metrics.fsync(), false);
     summary(&mut out, "snapshottime", &metrics.snapshots(), false);
     let (update, read) = metrics.update_and_read_latency();
@@ -152,6 +171,15 @@ fn summary(out: &mut Vec<(String, Figure)>, name: &str, h: &Histogram, percentil
             out.push((format!("{label}_{name}"), ms(h.quantile_micros(q))));
         }
     }
+}
+
+/// Summary lines for a figure observed once.
+fn single(out: &mut Vec<(String, Figure)>, name: &str, value: i64) {
+    out.push((format!("avg_{name}"), Figure::Float(value as f64)));
+    out.push((format!("min_{name}"), Figure::Int(value)));
+    out.push((format!("max_{name}"), Figure::Int(value)));
+    out.push((format!("cnt_{name}"), Figure::Int(1)));
+    out.push((format!("sum_{name}"), Figure::Int(value)));
 }
 
 /// The soft limit on open files and how many are open, where the system

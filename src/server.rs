@@ -67,6 +67,13 @@ impl Server {
             millis = started.elapsed().as_millis() as u64,
             "data loaded"
         );
+        metrics.startup_millis.store(
+            started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        metrics
+            .startup_txns_loaded
+            .store(recovered.replayed, std::sync::atomic::Ordering::Relaxed);
         let listener = TcpListener::bind((config.bind, config.port))
             .await
             .map_err(StartError::Io)?;

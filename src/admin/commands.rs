@@ -295,6 +295,12 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
         .filter(|(_, bound)| *bound > 1_000_000)
         .map(|(count, _)| *count)
         .sum();
+    let (last_size, min_size, max_size) = core.metrics.response_sizes();
+    let response_stats = json!({
+        "last_buffer_size": last_size,
+        "min_buffer_size": min_size,
+        "max_buffer_size": max_size,
+    });
     let mut value = json!({
         "version": version_string(),
         "read_only": false,
@@ -302,6 +308,7 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
             "packets_sent": core.stats.packets_sent,
             "packets_received": core.stats.packets_received,
             "fsync_threshold_exceed_count": slow_fsyncs,
+            "client_response_stats": response_stats,
             "data_dir_size": size,
             "log_dir_size": size,
             "provider_null": false,
@@ -315,6 +322,7 @@ fn server_stats(core: &Core, with_connections: bool) -> Value {
             "uptime": core.now_ms(),
             "auth_failed_count": core.metrics.auth_failed.load(std::sync::atomic::Ordering::Relaxed),
         },
+        "client_response": response_stats,
         "node_count": core.tree.node_count(),
     });
     if with_connections {

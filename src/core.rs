@@ -470,7 +470,8 @@ impl Core {
                             }
                         }
                         self.send_reply(conn_id, header.xid, 0, 0, &Response::Empty);
-                        self.metrics.record_request(op, 0);
+                        self.metrics
+                            .record_request(op, started.elapsed().as_micros() as u64);
                         return Action::Continue;
                     }
                     Err(code) => {
@@ -486,7 +487,8 @@ impl Core {
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
-                self.metrics.record_request(op, 0);
+                self.metrics
+                    .record_request(op, started.elapsed().as_micros() as u64);
                 return Action::Close("client closed its session".into());
             }
             request => self.execute(conn_id, session_id, request),

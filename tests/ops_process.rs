@@ -61,7 +61,7 @@ async fn sigterm_exits_cleanly_without_losing_acknowledged_writes() {
         server.log_text()
     );
     assert!(
-        server.log_text().contains("log closed"),
+        wait_for_log(&server, "log closed").await,
         "{}",
         server.log_text()
     );
@@ -112,7 +112,7 @@ async fn sigterm_can_close_every_session_instead() {
     client.expect_closed().await;
     assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0));
     assert!(
-        server.log_text().contains("sessions_closed=1"),
+        wait_for_log(&server, "sessions_closed=1").await,
         "{}",
         server.log_text()
     );
@@ -153,6 +153,17 @@ async fn ruok_from(source: [u8; 4], server: SocketAddr) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Whether the server's log shows `needle` within a bounded wait.
+async fn wait_for_log(server: &ServerProcess, needle: &str) -> bool {
+    for _ in 0..400 {
+        if server.log_text().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn sighup_reloads_the_access_lists_from_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,20 +188,21 @@ async fn sighup_reloads_the_access_lists_from_the_config_file() {
     }
     assert!(reloaded, "SIGHUP did not reload: {}", server.log_text());
     assert_eq!(ruok_from([127, 0, 0, 1], server.addr).await, "");
-    assert!(server.log_text().contains("access rules reloaded"));
+    // The log is read by another thread: give it a bounded moment.
+    assert!(
+        wait_for_log(&server, "access rules reloaded").await,
+        "{}",
+        server.log_text()
+    );
 
     // A broken file keeps the rules in force.
     std::fs::write(&config, "deny = [\"127.0.0.1/99\"]\n").unwrap();
     server.signal("HUP");
-    let mut complained = false;
-    for _ in 0..200 {
-        if server.log_text().contains("settings not reloaded") {
-            complained = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(complained, "{}", server.log_text());
+    assert!(
+        wait_for_log(&server, "settings not reloaded").await,
+        "{}",
+        server.log_text()
+    );
     assert_eq!(ruok_from([127, 0, 0, 2], server.addr).await, "imok");
 }
 

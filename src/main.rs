@@ -128,7 +128,8 @@ struct ServeArgs {
     #[arg(long)]
     admin_bind: Option<IpAddr>,
     /// Bearer token for admin calls that change state (needed when the admin
-    /// server is not on loopback).
+    /// server is not on loopback). Flags show in `ps`: prefer `admin_token`
+    /// in the config file.
     #[arg(long)]
     admin_token: Option<String>,
     /// Connections one client address may hold (ZooKeeper's maxClientCnxns,

@@ -652,3 +652,18 @@ async fn services_view_decodes_the_dubbo_layout() {
         serde_json::json!([])
     );
 }
+
+#[tokio::test]
+async fn the_global_limit_counts_every_address() {
+    let (server, admin) = server_with_admin(|c| c.max_connections = 1).await;
+    let _only = RawClient::connect(server.addr).await;
+    assert_eq!(ruok_from([127, 0, 0, 2], server.addr).await, "");
+    let refused = scrape(admin).await;
+    assert_eq!(
+        refused["canopy_connections_refused_total{reason=\"global_limit\"}"],
+        1.0
+    );
+    let view = http::get(admin, "/v1/access").await.json();
+    assert_eq!(view["open_connections"], 1);
+    assert_eq!(view["max_connections"], 1);
+}

@@ -81,6 +81,26 @@ impl Histogram {
     }
 }
 
+/// Count, sum, min and max of plain numbers (not times).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub count: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Tally {
+    pub fn record(&mut self, value: u64) {
+        if self.count == 0 || value < self.min {
+            self.min = value;
+        }
+        self.max = self.max.max(value);
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
 /// Requests whose latency ZooKeeper counts as `updatelatency` (they change
 /// state); the rest count as `readlatency`.
 pub fn is_update(op: OpCode) -> bool {
@@ -143,6 +163,9 @@ pub struct Metrics {
     fsync: Mutex<Histogram>,
     /// How long each snapshot took to write.
     snapshots: Mutex<Histogram>,
+    /// Per log batch (one write + fsync): the time from its oldest record's
+    /// append to the batch being durable, and how many records it held.
+    log_batches: Mutex<(Histogram, Tally)>,
 }
 
 impl Metrics {
@@ -186,6 +209,19 @@ impl Metrics {
 
     pub fn record_fsync(&self, took: Duration) {
         self.fsync.lock().record(took.as_micros() as u64);
+    }
+
+    /// One log batch made durable: `records` records, the oldest of which
+    /// waited `waited` (queueing behind the previous fsync, write, fsync).
+    pub fn record_log_batch(&self, records: u64, waited: Duration) {
+        let mut batches = self.log_batches.lock();
+        batches.0.record(waited.as_micros() as u64);
+        batches.1.record(records);
+    }
+
+    /// (queue-and-flush time, records per batch).
+    pub fn log_batches(&self) -> (Histogram, Tally) {
+        self.log_batches.lock().clone()
     }
 
     pub fn record_snapshot(&self, took: Duration) {

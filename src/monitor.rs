@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::core::Core;
 use crate::fourlw::version_string;
-use crate::metrics::Histogram;
+use crate::metrics::{Histogram, Tally};
 
 /// One figure's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +145,14 @@ pub fn figures(core: &Core) -> Vec<(String, Figure)> {
         metrics.startup_txns_loaded.load(Ordering::Relaxed) as i64,
     );
     summary(&mut out, "fsynctime", &metrics.fsync(), false);
+    let (queue_and_flush, batch_size) = metrics.log_batches();
+    counts(&mut out, "sync_processor_batch_size", &batch_size);
+    summary(
+        &mut out,
+        "sync_processor_queue_and_flush_time_ms",
+        &queue_and_flush,
+        true,
+    );
     summary(&mut out, "snapshottime", &metrics.snapshots(), false);
     let (update, read) = metrics.update_and_read_latency();
     summary(&mut out, "updatelatency", &update, true);
@@ -171,6 +179,20 @@ fn summary(out: &mut Vec<(String, Figure)>, name: &str, h: &Histogram, percentil
             out.push((format!("{label}_{name}"), ms(h.quantile_micros(q))));
         }
     }
+}
+
+/// Summary lines for a histogram of plain counts (not times).
+fn counts(out: &mut Vec<(String, Figure)>, name: &str, t: &Tally) {
+    let avg = if t.count == 0 {
+        0.0
+    } else {
+        t.sum as f64 / t.count as f64
+    };
+    out.push((format!("avg_{name}"), Figure::Float(avg)));
+    out.push((format!("min_{name}"), Figure::Int(t.min as i64)));
+    out.push((format!("max_{name}"), Figure::Int(t.max as i64)));
+    out.push((format!("cnt_{name}"), Figure::Int(t.count as i64)));
+    out.push((format!("sum_{name}"), Figure::Int(t.sum as i64)));
 }
 
 /// Summary lines for a figure observed once.

@@ -395,6 +395,16 @@ async fn metrics_count_known_traffic() {
     // 7 creates and the session: at least one fsync each batch, at most one each.
     let fsyncs = delta("canopy_fsync_duration_seconds_count");
     assert!((1.0..=(CREATES + 1) as f64).contains(&fsyncs), "{fsyncs}");
+    // Every record logged since (the session, then the creates) is in
+    // exactly one log batch.
+    assert_eq!(
+        delta("zk_sum_sync_processor_batch_size"),
+        (CREATES + 1) as f64
+    );
+    assert_eq!(
+        delta("canopy_log_queue_and_flush_seconds_count"),
+        delta("zk_cnt_sync_processor_batch_size")
+    );
     assert!(delta("canopy_bytes_received_total") > 0.0);
     assert!(delta("canopy_bytes_sent_total") > 0.0);
     assert!(after["canopy_connections_accepted_total"] >= 1.0);

@@ -93,6 +93,19 @@ pub fn render(core: &Core) -> String {
         "",
         &metrics.fsync(),
     );
+    let (queue_and_flush, _) = metrics.log_batches();
+    let _ = writeln!(
+        out,
+        "# HELP canopy_log_queue_and_flush_seconds Per log batch: from its oldest record's \
+         append to the batch being durable (group commit wait, write, fsync).\n\
+         # TYPE canopy_log_queue_and_flush_seconds histogram"
+    );
+    histogram_lines(
+        &mut out,
+        "canopy_log_queue_and_flush_seconds",
+        "",
+        &queue_and_flush,
+    );
     let _ = writeln!(
         out,
         "# HELP canopy_snapshot_duration_seconds Time each snapshot took to write.\n\

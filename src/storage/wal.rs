@@ -40,6 +40,9 @@ pub struct WalSettings {
 struct Pending {
     buf: Vec<u8>,
     records: u64,
+    /// When the oldest record of the batch was appended (for the
+    /// queue-and-flush time).
+    first_appended: Option<std::time::Instant>,
     first_zxid: i64,
     last_zxid: i64,
     closing: bool,
@@ -93,6 +96,7 @@ impl Wal {
         let before = pending.buf.len();
         if pending.records == 0 {
             pending.first_zxid = header.zxid;
+            pending.first_appended = Some(std::time::Instant::now());
         }
         let at = frame::start(&mut pending.buf);
         record::encode(header, txn, &mut pending.buf);
@@ -153,7 +157,7 @@ fn write_loop(
     let mut segment: Option<Segment> = None;
     let mut batch = Vec::new();
     loop {
-        let (first_zxid, last_zxid) = {
+        let (first_zxid, last_zxid, records, first_appended) = {
             let mut pending = shared.pending.lock();
             while pending.records == 0 && !pending.closing {
                 shared.wake.wait(&mut pending);
@@ -162,7 +166,12 @@ fn write_loop(
                 return Ok(());
             }
             std::mem::swap(&mut pending.buf, &mut batch);
-            let taken = (pending.first_zxid, pending.last_zxid);
+            let taken = (
+                pending.first_zxid,
+                pending.last_zxid,
+                pending.records,
+                pending.first_appended.take(),
+            );
             pending.records = 0;
             taken
         };
@@ -183,6 +192,12 @@ fn write_loop(
             settings.metrics.record_fsync(started.elapsed());
         }
         durable.send_replace(last_zxid);
+        // Group commit, as ZooKeeper's SyncRequestProcessor reports it: records
+        // per batch, and how long the oldest waited to be written and synced.
+        settings.metrics.record_log_batch(
+            records,
+            first_appended.map(|t| t.elapsed()).unwrap_or_default(),
+        );
         batch.clear();
     }
 }

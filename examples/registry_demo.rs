@@ -294,6 +294,8 @@ async fn run(data_dir: std::path::PathBuf) -> Result<()> {
         port: 0,
         data_dir,
         max_session_timeout_ms: 60_000,
+        // No admin HTTP server for the demo.
+        admin_port: 0,
         ..Config::default()
     };
     let server = Server::start(config).await?;

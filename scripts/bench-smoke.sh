@@ -34,7 +34,10 @@ cleanup() {
 trap cleanup EXIT
 
 # A short tick so that `expire` takes well under a second.
+# No admin server (its default port is 8080) and no per-address cap: every
+# bench session comes from 127.0.0.1.
 "$CANOPY_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$WORK/data" --tick-time 200 \
+    --admin-port 0 --max-client-cnxns 0 \
     2>"$WORK/server.log" &
 SERVER_PID=$!
 PORT=""

@@ -60,6 +60,30 @@ pub struct Config {
     pub enforce_auth_enabled: bool,
     /// ZooKeeper's enforce.auth.schemes (digest, sasl, x509, ip).
     pub enforce_auth_schemes: Vec<String>,
+    /// HTTP admin server port (ZooKeeper's admin.serverPort); 0 switches it off.
+    pub admin_port: u16,
+    /// Address the admin server listens on: loopback unless chosen otherwise.
+    pub admin_bind: IpAddr,
+    /// Bearer token that state-changing admin calls must carry when the admin
+    /// server is bound to a non-loopback address (they are refused without one).
+    pub admin_token: Option<String>,
+    /// Connections one client address may hold (ZooKeeper's maxClientCnxns); 0 = no limit.
+    pub max_client_cnxns: u32,
+    /// Connections the server holds at once; 0 = no limit.
+    pub max_connections: u32,
+    /// Addresses or CIDR ranges allowed to connect; empty = everyone.
+    pub allow: Vec<String>,
+    /// Addresses or CIDR ranges refused; deny wins over allow.
+    pub deny: Vec<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter: `info`, `debug`, `canopy=debug,info`, ...
+    pub log_level: String,
+    /// On SIGTERM, close every session (their ephemeral nodes go) instead of
+    /// letting them survive the restart as ZooKeeper does.
+    pub close_sessions_on_shutdown: bool,
+    /// How long a graceful shutdown waits for connections to flush.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -88,6 +112,17 @@ impl Default for Config {
             sasl: SaslSettings::default(),
             enforce_auth_enabled: false,
             enforce_auth_schemes: Vec::new(),
+            admin_port: 8080,
+            admin_bind: IpAddr::from([127, 0, 0, 1]),
+            admin_token: None,
+            max_client_cnxns: 60,
+            max_connections: 0,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            log_format: "text".to_string(),
+            log_level: "info".to_string(),
+            close_sessions_on_shutdown: false,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -119,6 +154,17 @@ pub struct Overrides {
     pub sasl: Option<SaslSettings>,
     pub enforce_auth_enabled: Option<bool>,
     pub enforce_auth_schemes: Option<Vec<String>>,
+    pub admin_port: Option<u16>,
+    pub admin_bind: Option<IpAddr>,
+    pub admin_token: Option<String>,
+    pub max_client_cnxns: Option<u32>,
+    pub max_connections: Option<u32>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub close_sessions_on_shutdown: Option<bool>,
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl Overrides {
@@ -159,7 +205,17 @@ impl Config {
                 snapshots_retained,
                 sasl,
                 enforce_auth_enabled,
-                enforce_auth_schemes
+                enforce_auth_schemes,
+                admin_port,
+                admin_bind,
+                max_client_cnxns,
+                max_connections,
+                allow,
+                deny,
+                log_format,
+                log_level,
+                close_sessions_on_shutdown,
+                shutdown_grace_ms
             );
             if layer.secure_port.is_some() {
                 config.secure_port = layer.secure_port;
@@ -170,6 +226,9 @@ impl Config {
             if layer.super_digest.is_some() {
                 config.super_digest = layer.super_digest.clone();
             }
+            if layer.admin_token.is_some() {
+                config.admin_token = layer.admin_token.clone();
+            }
             min_timeout = layer.min_session_timeout_ms.or(min_timeout);
             max_timeout = layer.max_session_timeout_ms.or(max_timeout);
         }
@@ -177,6 +236,25 @@ impl Config {
         config.min_session_timeout_ms = min_timeout.unwrap_or(2 * tick);
         config.max_session_timeout_ms = max_timeout.unwrap_or(20 * tick);
         config
+    }
+
+    /// Checks what the types cannot: address lists, the log format.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::access::parse_list(&self.allow).map_err(|e| format!("allow: {e}"))?;
+        crate::access::parse_list(&self.deny).map_err(|e| format!("deny: {e}"))?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(format!(
+                "log_format must be \"text\" or \"json\", not {:?}",
+                self.log_format
+            ));
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(format!(
+                "min_session_timeout_ms ({}) is above max_session_timeout_ms ({})",
+                self.min_session_timeout_ms, self.max_session_timeout_ms
+            ));
+        }
+        Ok(())
     }
 
     /// Whether a four-letter word is allowed by the allow-list.
@@ -252,6 +330,23 @@ mod tests {
         assert_eq!(config.enforce_auth_schemes, ["digest", "x509"]);
         // Passwords are not printed.
         assert!(!format!("{:?}", config.sasl).contains("pw\""));
+    }
+
+    #[test]
+    fn the_example_file_documents_every_setting_with_its_default() {
+        let text = include_str!("../canopy.toml.example");
+        let example: Overrides = toml::from_str(text).expect("the example parses");
+        assert_eq!(Config::resolve(&[&example]), Config::default());
+        // Every field of Config (read off its Debug form) is in the file.
+        let debug = format!("{:#?}", Config::default());
+        for line in debug.lines().skip(1) {
+            if let Some((name, _)) = line.trim().split_once(": ") {
+                assert!(
+                    text.contains(&format!("{name} = ")),
+                    "{name} is not in canopy.toml.example"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +22,10 @@ use canopy_protocol::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::access::AccessControl;
 use crate::acl;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::prep::{Prep, PrepRules};
 use crate::session::SessionTracker;
 use crate::stats::{ConnStats, ServerStats};
@@ -57,12 +60,15 @@ pub struct Conn {
     pub stats: ConnStats,
     /// The SASL exchange, once the client has started one.
     pub sasl: Option<Box<crate::auth::SaslState>>,
+    /// Counts the bytes queued to this client.
+    metrics: Arc<Metrics>,
 }
 
 impl Conn {
     /// Queues a frame that shows the state as of zxid `after`: it goes out
     /// only once that zxid is durable.
     fn send(&self, frame: Bytes, after: i64) {
+        self.metrics.add_sent(frame.len());
         // A closed channel means the connection is going away; nothing to do.
         let _ = self.out.send(Outbound::Frame { frame, after });
     }
@@ -112,6 +118,14 @@ pub struct Core {
     storage: Storage,
     /// The highest zxid on disk: frames wait for it (see [`Outbound`]).
     durable: Arc<watch::Sender<i64>>,
+    /// Counters for `/metrics` and `mntr` that `srst` does not reset.
+    pub metrics: Arc<Metrics>,
+    /// Who may connect; checked by the accept loop.
+    pub access: Arc<AccessControl>,
+    /// Set by a graceful stop: requests and handshakes arriving from then on
+    /// are not processed (their connection closes without a reply), so every
+    /// change applied gets its reply out before the connection closes.
+    pub draining: bool,
 }
 
 impl Core {
@@ -128,6 +142,8 @@ impl Core {
         recovered: Recovered,
         storage: Storage,
         durable: Arc<watch::Sender<i64>>,
+        metrics: Arc<Metrics>,
+        access: Arc<AccessControl>,
     ) -> Core {
         let last_zxid = (files::epoch(recovered.last_zxid) + 1) << 32;
         durable.send_replace(last_zxid);
@@ -150,6 +166,9 @@ impl Core {
             next_conn_id: 1,
             storage,
             durable,
+            metrics,
+            access,
+            draining: false,
         };
         let now = core.now_ms();
         for (id, timeout_ms) in recovered.sessions {
@@ -225,6 +244,7 @@ impl Core {
                 out,
                 stats: ConnStats::new(),
                 sasl: None,
+                metrics: self.metrics.clone(),
             },
         );
         id
@@ -300,6 +320,9 @@ impl Core {
 
     /// Handles the first frame of a connection.
     pub fn connect(&mut self, conn_id: ConnId, request: &ConnectRequest) -> Handshake {
+        if self.draining {
+            return Handshake::Dropped("server shutting down".into());
+        }
         let addr = match self.conns.get(&conn_id) {
             Some(conn) => conn.addr,
             None => return Handshake::Dropped("connection already closed".into()),
@@ -421,6 +444,9 @@ impl Core {
     /// Handles one request of an attached connection: queues its reply (and
     /// any notifications) and says whether to go on.
     pub fn process(&mut self, conn_id: ConnId, header: RequestHeader, request: Request) -> Action {
+        if self.draining {
+            return Action::Close("server shutting down".into());
+        }
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return Action::Close("connection already closed".into());
         };
@@ -453,9 +479,12 @@ impl Core {
                             }
                         }
                         self.send_reply(conn_id, header.xid, 0, 0, &Response::Empty);
+                        self.metrics
+                            .record_request(op, started.elapsed().as_micros() as u64);
                         return Action::Continue;
                     }
                     Err(code) => {
+                        self.metrics.auth_failed.fetch_add(1, Ordering::Relaxed);
                         self.send_reply(conn_id, header.xid, 0, code.code(), &Response::Empty);
                         return Action::Close(format!(
                             "authentication failed for scheme {:?}",
@@ -467,6 +496,8 @@ impl Core {
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
+                self.metrics
+                    .record_request(op, started.elapsed().as_micros() as u64);
                 return Action::Close("client closed its session".into());
             }
             request => self.execute(conn_id, session_id, request),
@@ -482,6 +513,7 @@ impl Core {
     fn record_latency(&mut self, conn_id: ConnId, op: OpCode, xid: i32, started: Instant) {
         let micros = started.elapsed().as_micros() as u64;
         self.stats.record(micros);
+        self.metrics.record_request(op, micros);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.record(op, xid, micros, self.last_zxid);
         }

@@ -8,6 +8,7 @@ use canopy_protocol::OpCode;
 use parking_lot::Mutex;
 
 use crate::core::Core;
+use crate::monitor::{self, java_double};
 
 /// The ZooKeeper version whose protocol Canopy speaks; clients read it from
 /// `srvr`/`envi` to choose their code paths, so it comes first.
@@ -66,12 +67,12 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
         "envi" => environment(&core),
         "mntr" => monitor(&core),
         "wchs" => {
-            let (conns, paths, total) = core.watches.summary();
+            let (conns, paths, total) = core.watches.data_summary();
             format!("{conns} connections watching {paths} paths\nTotal watches:{total}\n")
         }
         "wchc" => {
             let mut out = String::new();
-            let mut by_watcher: Vec<_> = core.watches.paths_by_watcher().into_iter().collect();
+            let mut by_watcher: Vec<_> = core.watches.data_paths_by_watcher().into_iter().collect();
             by_watcher.sort();
             for (conn_id, paths) in by_watcher {
                 let session = core.conns.get(&conn_id).map_or(0, |c| c.session_id);
@@ -85,7 +86,7 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
         }
         "wchp" => {
             let mut out = String::new();
-            let mut by_path: Vec<_> = core.watches.watchers_by_path().into_iter().collect();
+            let mut by_path: Vec<_> = core.watches.data_watchers_by_path().into_iter().collect();
             by_path.sort();
             for (path, watchers) in by_path {
                 let _ = writeln!(out, "{path}");
@@ -99,18 +100,13 @@ pub fn answer(core: &Mutex<Core>, word: &str) -> String {
         }
         "dump" => dump(&core),
         "isro" => "rw".to_string(),
-        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        "dirs" => {
+            // One folder holds snapshots and log, as when ZooKeeper's
+            // dataLogDir is its dataDir: both figures are its size.
+            let size = monitor::data_dir_size(&core.config.data_dir);
+            format!("datadir_size: {size}\nlogdir_size: {size}\n")
+        }
         _ => String::new(),
-    }
-}
-
-/// A double as Java prints it: `3.0`, `0.25`.
-fn java_double(value: f64) -> String {
-    let rounded = (value * 10_000.0).round() / 10_000.0;
-    if rounded.fract() == 0.0 {
-        format!("{rounded:.1}")
-    } else {
-        format!("{rounded}")
     }
 }
 
@@ -120,12 +116,12 @@ fn latency_line(core: &Core) -> String {
         "Latency min/avg/max: {}/{}/{}",
         min as u64,
         java_double(avg),
-        max as u64
+        max.ceil() as u64
     )
 }
 
 /// The abbreviations ZooKeeper shows as a connection's last operation.
-fn short_op_name(op: OpCode) -> &'static str {
+pub fn short_op_name(op: OpCode) -> &'static str {
     match op {
         OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
         OpCode::Delete | OpCode::DeleteContainer => "DELE",
@@ -178,7 +174,7 @@ fn server_summary(core: &Core, with_clients: bool) -> String {
     out
 }
 
-fn millis_since_epoch(time: SystemTime) -> u128 {
+pub fn millis_since_epoch(time: SystemTime) -> u128 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
@@ -220,7 +216,7 @@ fn connection_lines(core: &Core, full: bool) -> Vec<String> {
                         s.latency.last_micros / 1000,
                         min as u64,
                         avg as u64,
-                        max as u64
+                        max.ceil() as u64
                     );
                 }
             }
@@ -235,13 +231,13 @@ fn conf(core: &Core) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", c.port);
     let _ = writeln!(out, "secureClientPort=-1");
-    let _ = writeln!(out, "clientPortAddress={}", c.bind);
     let _ = writeln!(out, "dataDir={}", c.data_dir.display());
-    let _ = writeln!(out, "dataDirSize=0");
+    let size = monitor::data_dir_size(&c.data_dir);
+    let _ = writeln!(out, "dataDirSize={size}");
     let _ = writeln!(out, "dataLogDir={}", c.data_dir.display());
-    let _ = writeln!(out, "dataLogSize=0");
+    let _ = writeln!(out, "dataLogSize={size}");
     let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
-    let _ = writeln!(out, "maxClientCnxns=0");
+    let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
     let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms);
     let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
     let _ = writeln!(out, "clientPortListenBacklog=-1");
@@ -266,39 +262,9 @@ fn environment(core: &Core) -> String {
 }
 
 fn monitor(core: &Core) -> String {
-    let (min, avg, max) = core.stats.latency.millis();
-    let (_, watched_paths, watches) = core.watches.summary();
-    let ephemerals = core.tree.ephemeral_count();
-    let lines: Vec<(&str, String)> = vec![
-        ("zk_version", version_string()),
-        ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", java_double(avg)),
-        ("zk_max_latency", format!("{}", max as u64)),
-        ("zk_min_latency", format!("{}", min as u64)),
-        (
-            "zk_packets_received",
-            core.stats.packets_received.to_string(),
-        ),
-        ("zk_packets_sent", core.stats.packets_sent.to_string()),
-        ("zk_num_alive_connections", core.conns.len().to_string()),
-        ("zk_outstanding_requests", "0".into()),
-        ("zk_znode_count", core.tree.node_count().to_string()),
-        ("zk_watch_count", watches.to_string()),
-        ("zk_watched_paths", watched_paths.to_string()),
-        ("zk_ephemerals_count", ephemerals.to_string()),
-        (
-            "zk_approximate_data_size",
-            core.tree.approximate_data_size().to_string(),
-        ),
-        ("zk_global_sessions", core.sessions.len().to_string()),
-        ("zk_local_sessions", "0".into()),
-        ("zk_last_zxid", format!("0x{:x}", core.last_zxid)),
-        ("zk_uptime", core.now_ms().to_string()),
-        ("zk_auth_failed_count", "0".into()),
-    ];
     let mut out = String::new();
-    for (key, value) in lines {
-        let _ = writeln!(out, "{key}\t{value}");
+    for (key, value) in monitor::figures(core) {
+        let _ = writeln!(out, "zk_{key}\t{value}");
     }
     out
 }
@@ -339,6 +305,37 @@ fn dump(core: &Core) -> String {
         paths.sort();
         for path in paths {
             let _ = writeln!(out, "\t{path}");
+        }
+    }
+    // Connections by when they expire: with their session's deadline, or
+    // (not yet attached) the handshake deadline.
+    let mut by_expiry: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    let handshake_ms = core.config.max_session_timeout_ms.max(1000) as i64;
+    let mut conns: Vec<_> = core.conns.values().collect();
+    conns.sort_by_key(|c| c.addr);
+    for conn in conns {
+        let expires = match core.sessions.get(conn.session_id) {
+            Some(session) => wall_now + (session.expires_at as i64 - mono_now),
+            None => millis_since_epoch(conn.stats.established) as i64 + handshake_ms,
+        };
+        by_expiry.entry(expires).or_default().push(format!(
+            "\tip: /{}:{} sessionId: 0x{:x}",
+            conn.addr.ip(),
+            conn.addr.port(),
+            conn.session_id
+        ));
+    }
+    let _ = writeln!(out, "Connections dump:");
+    let _ = writeln!(
+        out,
+        "Connections Sets ({})/({}):",
+        by_expiry.len(),
+        core.conns.len()
+    );
+    for (when, lines) in by_expiry {
+        let _ = writeln!(out, "{} expire at {}:", lines.len(), java_date(when));
+        for line in lines {
+            let _ = writeln!(out, "{line}");
         }
     }
     out
@@ -392,12 +389,6 @@ mod tests {
         // 2026-11-22 00:09:59 UTC was a Sunday.
         assert_eq!(java_date(1_795_306_199_000), "Sun Nov 22 00:09:59 UTC 2026");
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
-    }
-
-    #[test]
-    fn doubles_print_like_java() {
-        assert_eq!(java_double(3.0), "3.0");
-        assert_eq!(java_double(0.25), "0.25");
     }
 
     #[test]

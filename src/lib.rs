@@ -20,20 +20,34 @@
 //!   client certificate subjects as `x509` identities.
 //! - [`path`]: znode path rules.
 //! - [`fourlw`]: the four-letter words; [`stats`]: their counters.
+//! - [`monitor`]: the `mntr` figures; [`metrics`]: monotonic counters and
+//!   latency histograms behind them and `/metrics`.
+//! - [`admin`]: the HTTP admin server (ZooKeeper's AdminServer commands,
+//!   sessions, the Dubbo registry view, Prometheus metrics).
+//! - [`access`]: allow/deny lists and connection limits at accept.
+//! - [`logging`]: text or JSON logs, level changeable at run time.
+//! - [`shutdown`]: graceful stop on SIGTERM.
+//! - [`zoocfg`]: reading a ZooKeeper `zoo.cfg`.
 //!
 //! The wire format lives in the `canopy-protocol` crate.
 
+pub mod access;
 pub mod acl;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod core;
 pub mod fourlw;
+pub mod logging;
+pub mod metrics;
+pub mod monitor;
 pub mod net;
 pub mod path;
 pub mod prep;
 pub mod sasl;
 pub mod server;
 pub mod session;
+pub mod shutdown;
 pub mod stats;
 pub mod storage;
 pub mod tls;
@@ -41,3 +55,4 @@ pub mod tree;
 pub mod txn;
 pub mod watch;
 pub mod x509;
+pub mod zoocfg;

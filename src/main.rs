@@ -70,9 +70,14 @@ enum DataCommand {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// A TOML file with settings; flags given here win over it.
+    /// A TOML file with settings (see canopy.toml.example); flags given here
+    /// win over it. A name ending in `.cfg` is read as a ZooKeeper zoo.cfg.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A ZooKeeper zoo.cfg: the settings with a Canopy equivalent are taken
+    /// (under the TOML file and the flags), the others are warned about.
+    #[arg(long)]
+    zoo_cfg: Option<PathBuf>,
     /// Client port (0 picks a free one).
     #[arg(long)]
     port: Option<u16>,
@@ -122,6 +127,39 @@ struct ServeArgs {
     /// TLS client port (ZooKeeper's secureClientPort; needs [tls] in the config file).
     #[arg(long)]
     secure_port: Option<u16>,
+    /// HTTP admin server port (default 8080); 0 switches it off.
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// Address the admin server listens on (default 127.0.0.1).
+    #[arg(long)]
+    admin_bind: Option<IpAddr>,
+    /// Bearer token for admin calls that change state (needed when the admin
+    /// server is not on loopback). Flags show in `ps`: prefer `admin_token`
+    /// in the config file.
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Connections one client address may hold (ZooKeeper's maxClientCnxns,
+    /// default 60); 0 = no limit.
+    #[arg(long)]
+    max_client_cnxns: Option<u32>,
+    /// Connections the server holds at once (default 0 = no limit).
+    #[arg(long)]
+    max_connections: Option<u32>,
+    /// Addresses or CIDR ranges allowed to connect, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    allow: Option<Vec<String>>,
+    /// Addresses or CIDR ranges refused, comma-separated; deny wins over allow.
+    #[arg(long, value_delimiter = ',')]
+    deny: Option<Vec<String>>,
+    /// Log format: text or json.
+    #[arg(long)]
+    log_format: Option<String>,
+    /// Log level or tracing filter (`info`, `canopy=debug,info`); RUST_LOG wins.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Close every session on SIGTERM instead of letting them survive.
+    #[arg(long)]
+    close_sessions_on_shutdown: Option<bool>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -147,6 +185,17 @@ impl ServeArgs {
             snapshot_every_log_bytes: None,
             log_segment_bytes: self.log_segment_bytes,
             snapshots_retained: self.snapshots_retained,
+            admin_port: self.admin_port,
+            admin_bind: self.admin_bind,
+            admin_token: self.admin_token.clone(),
+            max_client_cnxns: self.max_client_cnxns,
+            max_connections: self.max_connections,
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+            close_sessions_on_shutdown: self.close_sessions_on_shutdown,
+            shutdown_grace_ms: None,
             secure_port: self.secure_port,
             ..Default::default()
         }
@@ -155,19 +204,19 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The browser's commands print their own output; only warnings go to stderr.
+    // `serve` installs its logger from its settings. The browser's commands
+    // print their own output, so only their warnings go to stderr; the other
+    // commands log plain text at info.
     let default_level = match cli.command {
-        Command::Browser(_) => "warn",
-        _ => "info",
+        Command::Serve(_) => None,
+        Command::Browser(_) => Some("warn"),
+        _ => Some("info"),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Some(level) = default_level {
+        if let Err(err) = canopy::logging::init("text", level) {
+            eprintln!("error: {err}");
+        }
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Data(args) => data(args),
@@ -210,21 +259,77 @@ fn parse_zxid(text: &str) -> Option<i64> {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let file = match &args.config {
-        Some(path) => match Overrides::from_file(path) {
-            Ok(file) => file,
-            Err(err) => {
-                eprintln!("error: {err}");
-                return ExitCode::FAILURE;
+/// Where the settings come from, kept so SIGHUP can read the files again:
+/// defaults < zoo.cfg < TOML file < flags.
+struct Sources {
+    zoo_cfg: Option<PathBuf>,
+    toml: Option<PathBuf>,
+    flags: Overrides,
+}
+
+impl Sources {
+    fn new(args: &ServeArgs) -> Sources {
+        let mut zoo_cfg = args.zoo_cfg.clone();
+        let mut toml = args.config.clone();
+        if let Some(path) = &args.config {
+            if canopy::zoocfg::looks_like_zoo_cfg(path) && zoo_cfg.is_none() {
+                zoo_cfg = Some(path.clone());
+                toml = None;
             }
-        },
-        None => Overrides::default(),
+        }
+        Sources {
+            zoo_cfg,
+            toml,
+            flags: args.overrides(),
+        }
+    }
+
+    /// The effective settings, and the warnings the zoo.cfg gave.
+    fn resolve(&self) -> Result<(Config, Vec<String>), String> {
+        let (zoo, warnings) = match &self.zoo_cfg {
+            Some(path) => {
+                let cfg = canopy::zoocfg::read(path)?;
+                (cfg.overrides, cfg.warnings)
+            }
+            None => (Overrides::default(), Vec::new()),
+        };
+        let file = match &self.toml {
+            Some(path) => Overrides::from_file(path)?,
+            None => Overrides::default(),
+        };
+        let config = Config::resolve(&[&zoo, &file, &self.flags]);
+        config.validate()?;
+        Ok((config, warnings))
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let sources = Sources::new(&args);
+    let (config, warnings) = match sources.resolve() {
+        Ok(resolved) => resolved,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
     };
-    let config = Config::resolve(&[&file, &args.overrides()]);
     if args.print_config {
-        println!("{config:#?}");
+        for warning in &warnings {
+            eprintln!("warning: zoo.cfg: {warning}");
+        }
+        // The token is a secret: say whether one is set, not what it is.
+        let shown = Config {
+            admin_token: config.admin_token.as_ref().map(|_| "<set>".to_string()),
+            ..config
+        };
+        println!("{shown:#?}");
         return ExitCode::SUCCESS;
+    }
+    if let Err(err) = canopy::logging::init(&config.log_format, &config.log_level) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    for warning in &warnings {
+        tracing::warn!("zoo.cfg: {warning}");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -234,16 +339,93 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before the server starts: a SIGHUP or SIGTERM that arrives once
+        // the port is open must find its handler, not the default (exit).
+        let signals = Signals::install();
         let server = match Server::start(config).await {
             Ok(server) => server,
             Err(err) => {
-                eprintln!("error: cannot start the server: {err}");
+                tracing::error!("cannot start the server: {err}");
                 return ExitCode::FAILURE;
             }
         };
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        server.stop();
+        signals.wait_for_stop(&server, &sources).await;
+        tracing::info!("shutting down: no new connections; letting queued replies out");
+        let report = server.shutdown().await;
+        tracing::info!(
+            sessions_closed = report.sessions_closed,
+            connections_closed = report.connections_closed,
+            connections_left = report.connections_left,
+            "log closed; bye"
+        );
         ExitCode::SUCCESS
     })
+}
+
+/// SIGTERM, SIGINT and SIGHUP, listened for from start-up on.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let hangup = signal(SignalKind::hangup());
+        if term.is_err() || hangup.is_err() {
+            tracing::warn!("cannot listen for SIGTERM/SIGHUP; stopping on Ctrl-C only");
+        }
+        Signals {
+            term: term.ok(),
+            hangup: hangup.ok(),
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT; on SIGHUP reads the settings again and
+    /// applies what can change while running: the access rules and the log
+    /// level.
+    async fn wait_for_stop(mut self, server: &Server, sources: &Sources) {
+        loop {
+            tokio::select! {
+                _ = recv(&mut self.term) => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = recv(&mut self.hangup) => reload(server, sources),
+            }
+        }
+    }
+}
+
+/// The next delivery of a signal; never, if it could not be listened for.
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn reload(server: &Server, sources: &Sources) {
+    let config = match sources.resolve() {
+        Ok((config, _)) => config,
+        Err(err) => {
+            tracing::error!("SIGHUP: settings not reloaded, keeping the old ones: {err}");
+            return;
+        }
+    };
+    match canopy::access::AccessRules::from_config(&config) {
+        Ok(rules) => {
+            tracing::info!(?rules, "SIGHUP: access rules reloaded");
+            server.access.replace(rules);
+        }
+        Err(err) => tracing::error!("SIGHUP: access rules not reloaded: {err}"),
+    }
+    if let Some(control) = canopy::logging::control() {
+        if std::env::var_os("RUST_LOG").is_none() && control.level() != config.log_level {
+            if let Err(err) = control.set_level(&config.log_level) {
+                tracing::error!("SIGHUP: {err}");
+            }
+        }
+    }
 }

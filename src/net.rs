@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
+use crate::metrics::Metrics;
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
+    let access = core.lock().access.clone();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -29,10 +31,23 @@ pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: Canc
         };
         match accepted {
             Ok((socket, addr)) => {
+                // Access lists and connection limits, before a byte is read;
+                // the admission is held until the connection ends.
+                let admission = match access.admit(addr.ip()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        tracing::warn!(%addr, reason = refusal.label(), "connection refused");
+                        drop(socket);
+                        continue;
+                    }
+                };
                 let core = core.clone();
                 let _ = socket.set_nodelay(true);
                 let (reader, writer) = socket.into_split();
-                tokio::spawn(handle_connection(core, reader, writer, addr, Vec::new()));
+                tokio::spawn(async move {
+                    handle_connection(core, reader, writer, addr, Vec::new()).await;
+                    drop(admission);
+                });
             }
             Err(err) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -63,20 +78,23 @@ pub async fn handle_connection<R, W>(
 {
     let mut buf = BytesMut::with_capacity(4096);
 
-    let (max_frame, handshake_timeout) = {
+    let (max_frame, handshake_timeout, metrics) = {
         let core = core.lock();
         (
             core.config.max_frame_bytes,
             Duration::from_millis(core.config.max_session_timeout_ms.max(1000) as u64),
+            core.metrics.clone(),
         )
     };
 
     // The first four bytes are either a frame length or a four-letter word.
     let first = tokio::time::timeout(handshake_timeout, async {
         while buf.len() < 4 {
-            if reader.read_buf(&mut buf).await? == 0 {
+            let read = reader.read_buf(&mut buf).await?;
+            if read == 0 {
                 return Ok::<bool, std::io::Error>(false);
             }
+            metrics.add_received(read);
         }
         Ok(true)
     })
@@ -117,6 +135,7 @@ pub async fn handle_connection<R, W>(
         max_frame,
         handshake_timeout,
         &stop,
+        &metrics,
     )
     .await;
     match &ending {
@@ -132,6 +151,7 @@ pub async fn handle_connection<R, W>(
     let _ = writer_task.await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     core: &Arc<Mutex<Core>>,
     conn_id: ConnId,
@@ -140,6 +160,7 @@ async fn read_loop(
     max_frame: usize,
     handshake_timeout: Duration,
     stop: &CancellationToken,
+    metrics: &Metrics,
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
@@ -190,7 +211,7 @@ async fn read_loop(
         };
         match read {
             Ok(0) => return Ending::PeerClosed,
-            Ok(_) => {}
+            Ok(read) => metrics.add_received(read),
             Err(err) => return Ending::Closed(format!("read failed: {err}")),
         }
     }

@@ -9,8 +9,11 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{AccessControl, AccessRules};
+use crate::admin;
 use crate::config::Config;
 use crate::core::Core;
+use crate::metrics::Metrics;
 use crate::net;
 use crate::storage::{Storage, StorageError};
 
@@ -20,6 +23,9 @@ pub struct Server {
     pub local_addr: SocketAddr,
     /// The secure (TLS) client port, when one is configured.
     pub secure_addr: Option<SocketAddr>,
+    /// Where the admin server listens, if it is on and could bind.
+    pub admin_addr: Option<SocketAddr>,
+    pub access: Arc<AccessControl>,
     shutdown: CancellationToken,
 }
 
@@ -51,10 +57,14 @@ impl Server {
             }
             _ => None,
         };
+        config.validate().map_err(StartError::Config)?;
+        let access =
+            AccessControl::new(AccessRules::from_config(&config).map_err(StartError::Config)?);
+        let metrics = Arc::new(Metrics::default());
         let secret = load_secret(&config).map_err(StartError::Io)?;
         let started = std::time::Instant::now();
         let durable = Arc::new(tokio::sync::watch::Sender::new(0));
-        let (recovered, storage) = Storage::open(&config, durable.clone())?;
+        let (recovered, storage) = Storage::open(&config, durable.clone(), metrics.clone())?;
         tracing::info!(
             nodes = recovered.tree.node_count(),
             sessions = recovered.sessions.len(),
@@ -68,6 +78,13 @@ impl Server {
             millis = started.elapsed().as_millis() as u64,
             "data loaded"
         );
+        metrics.startup_millis.store(
+            started.elapsed().as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        metrics
+            .startup_txns_loaded
+            .store(recovered.replayed, std::sync::atomic::Ordering::Relaxed);
         let listener = TcpListener::bind((config.bind, config.port))
             .await
             .map_err(StartError::Io)?;
@@ -90,7 +107,15 @@ impl Server {
             secure_port: secure_addr.map(|addr| addr.port()),
             ..config
         });
-        let core = Core::restore(config.clone(), secret, recovered, storage, durable);
+        let core = Core::restore(
+            config.clone(),
+            secret,
+            recovered,
+            storage,
+            durable,
+            metrics,
+            access.clone(),
+        );
         let core = Arc::new(Mutex::new(core));
         let shutdown = CancellationToken::new();
 
@@ -127,10 +152,15 @@ impl Server {
             ));
             tracing::info!("listening with TLS on {addr}");
         }
+        // As in ZooKeeper, an admin port that cannot be bound is logged and
+        // the client port serves on.
+        let admin_addr = admin::start(&config, core.clone(), shutdown.clone()).await;
         Ok(Server {
             core,
             local_addr,
             secure_addr,
+            admin_addr,
+            access,
             shutdown,
         })
     }
@@ -141,6 +171,13 @@ impl Server {
         self.shutdown.cancel();
         self.core.lock().close_storage();
     }
+
+    /// A graceful stop (SIGTERM): stop accepting, let queued replies reach
+    /// their clients, then write the log out. See [`crate::shutdown`].
+    pub async fn shutdown(&self) -> crate::shutdown::Report {
+        self.shutdown.cancel();
+        crate::shutdown::drain(&self.core).await
+    }
 }
 
 /// Why a server could not start.
@@ -148,7 +185,7 @@ impl Server {
 pub enum StartError {
     #[error(transparent)]
     Io(std::io::Error),
-    #[error("{0}")]
+    #[error("bad configuration: {0}")]
     Config(String),
     #[error("cannot recover the data folder: {0}")]
     Storage(#[from] StorageError),

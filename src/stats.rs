@@ -44,7 +44,9 @@ impl Latency {
         self.total_micros += micros;
     }
 
-    /// (min, avg, max) in milliseconds, as ZooKeeper prints them.
+    /// (min, avg, max) in milliseconds. ZooKeeper counts whole milliseconds;
+    /// printers floor the minimum and round the maximum up, so min <= avg <= max
+    /// holds in what they show.
     pub fn millis(&self) -> (f64, f64, f64) {
         if self.count == 0 {
             return (0.0, 0.0, 0.0);

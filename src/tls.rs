@@ -115,6 +115,7 @@ pub async fn serve(
     core: Arc<Mutex<Core>>,
     shutdown: CancellationToken,
 ) {
+    let access = core.lock().access.clone();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -122,9 +123,20 @@ pub async fn serve(
         };
         match accepted {
             Ok((socket, addr)) => {
+                // The same access lists and limits as the plain port.
+                let admission = match access.admit(addr.ip()) {
+                    Ok(admission) => admission,
+                    Err(refusal) => {
+                        tracing::warn!(%addr, reason = refusal.label(), "TLS connection refused");
+                        continue;
+                    }
+                };
                 let core = core.clone();
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move { handle_tls(core, acceptor, socket, addr).await });
+                tokio::spawn(async move {
+                    handle_tls(core, acceptor, socket, addr).await;
+                    drop(admission);
+                });
             }
             Err(err) => {
                 tracing::warn!(%err, "accept failed on the secure port");

@@ -283,7 +283,8 @@ impl WatchManager {
             .collect()
     }
 
-    /// (connections watching, paths watched, total watches), as `wchs` counts them.
+    /// (connections watching, paths watched, total watches), both tables
+    /// (mntr's zk_watch_count is the total).
     pub fn summary(&self) -> (usize, usize, usize) {
         let watchers: HashSet<&WatcherId> = self
             .data
@@ -304,7 +305,44 @@ impl WatchManager {
         )
     }
 
-    /// Paths watched per watcher (for `wchc`).
+    /// The data table alone: (connections, paths, watches). ZooKeeper's
+    /// `wchs`, `wchc`, `wchp` and their admin commands show only this table
+    /// (getData/exists, persistent and recursive watches), not child watches.
+    pub fn data_summary(&self) -> (usize, usize, usize) {
+        (
+            self.data.by_watcher.len(),
+            self.data.by_path.len(),
+            self.data.watch_count(),
+        )
+    }
+
+    /// Paths per watcher in the data table (`wchc`), sorted.
+    pub fn data_paths_by_watcher(&self) -> HashMap<WatcherId, Vec<String>> {
+        self.data
+            .by_watcher
+            .iter()
+            .map(|(watcher, paths)| {
+                let mut paths: Vec<String> = paths.iter().cloned().collect();
+                paths.sort();
+                (*watcher, paths)
+            })
+            .collect()
+    }
+
+    /// Watchers per path in the data table (`wchp`), sorted.
+    pub fn data_watchers_by_path(&self) -> HashMap<String, Vec<WatcherId>> {
+        self.data
+            .by_path
+            .iter()
+            .map(|(path, watchers)| {
+                let mut watchers: Vec<WatcherId> = watchers.keys().copied().collect();
+                watchers.sort();
+                (path.clone(), watchers)
+            })
+            .collect()
+    }
+
+    /// Paths watched per watcher, both tables.
     pub fn paths_by_watcher(&self) -> HashMap<WatcherId, Vec<String>> {
         let mut out: HashMap<WatcherId, Vec<String>> = HashMap::new();
         for table in [&self.data, &self.child] {
@@ -321,7 +359,7 @@ impl WatchManager {
         out
     }
 
-    /// Watchers per path (for `wchp`).
+    /// Watchers per path, both tables.
     pub fn watchers_by_path(&self) -> HashMap<String, Vec<WatcherId>> {
         let mut out: HashMap<String, Vec<WatcherId>> = HashMap::new();
         for table in [&self.data, &self.child] {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::tree::NodeMap;
 use crate::txn::{Txn, TxnHeader};
 pub use recovery::Recovered;
@@ -88,6 +89,7 @@ pub struct Storage {
     txns_since_snapshot: u64,
     bytes_since_snapshot: u64,
     snapshot_running: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 impl Storage {
@@ -96,6 +98,7 @@ impl Storage {
     pub fn open(
         config: &Config,
         durable: Arc<watch::Sender<i64>>,
+        metrics: Arc<Metrics>,
     ) -> Result<(Recovered, Storage), StorageError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| StorageError::io(&dir, e))?;
@@ -105,6 +108,7 @@ impl Storage {
                 dir: dir.clone(),
                 fsync: config.fsync,
                 segment_bytes: config.log_segment_bytes,
+                metrics: metrics.clone(),
             },
             durable.clone(),
         )
@@ -121,6 +125,7 @@ impl Storage {
             txns_since_snapshot: recovered.replayed,
             bytes_since_snapshot: 0,
             snapshot_running: Arc::new(AtomicBool::new(false)),
+            metrics,
         };
         Ok((recovered, storage))
     }
@@ -152,6 +157,7 @@ impl Storage {
         let retained = self.snapshots_retained;
         let running = self.snapshot_running.clone();
         let mut durable = self.durable.subscribe();
+        let metrics = self.metrics.clone();
         let spawned = std::thread::Builder::new()
             .name("canopy-snapshot".into())
             .spawn(move || {
@@ -168,6 +174,7 @@ impl Storage {
                 let started = std::time::Instant::now();
                 match snapshot::write(&dir, &content, crate::core::wall_clock_ms()) {
                     Ok(path) => {
+                        metrics.record_snapshot(started.elapsed());
                         tracing::info!(
                             path = %path.display(),
                             nodes = content.nodes.len(),

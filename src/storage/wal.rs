@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use super::files::{self, LOG_MAGIC};
 use super::{frame, record};
+use crate::metrics::Metrics;
 use crate::txn::{Txn, TxnHeader};
 
 /// How the log is written.
@@ -31,12 +32,17 @@ pub struct WalSettings {
     pub fsync: bool,
     /// Start a new segment once the current one is this large.
     pub segment_bytes: u64,
+    /// Where fsync times are recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
     records: u64,
+    /// When the oldest record of the batch was appended (for the
+    /// queue-and-flush time).
+    first_appended: Option<std::time::Instant>,
     first_zxid: i64,
     last_zxid: i64,
     closing: bool,
@@ -90,6 +96,7 @@ impl Wal {
         let before = pending.buf.len();
         if pending.records == 0 {
             pending.first_zxid = header.zxid;
+            pending.first_appended = Some(std::time::Instant::now());
         }
         let at = frame::start(&mut pending.buf);
         record::encode(header, txn, &mut pending.buf);
@@ -150,7 +157,7 @@ fn write_loop(
     let mut segment: Option<Segment> = None;
     let mut batch = Vec::new();
     loop {
-        let (first_zxid, last_zxid) = {
+        let (first_zxid, last_zxid, records, first_appended) = {
             let mut pending = shared.pending.lock();
             while pending.records == 0 && !pending.closing {
                 shared.wake.wait(&mut pending);
@@ -159,7 +166,12 @@ fn write_loop(
                 return Ok(());
             }
             std::mem::swap(&mut pending.buf, &mut batch);
-            let taken = (pending.first_zxid, pending.last_zxid);
+            let taken = (
+                pending.first_zxid,
+                pending.last_zxid,
+                pending.records,
+                pending.first_appended.take(),
+            );
             pending.records = 0;
             taken
         };
@@ -175,9 +187,17 @@ fn write_loop(
         current.file.write_all(&batch)?;
         current.len += batch.len() as u64;
         if settings.fsync {
+            let started = std::time::Instant::now();
             current.file.sync_data()?;
+            settings.metrics.record_fsync(started.elapsed());
         }
         durable.send_replace(last_zxid);
+        // Group commit, as ZooKeeper's SyncRequestProcessor reports it: records
+        // per batch, and how long the oldest waited to be written and synced.
+        settings.metrics.record_log_batch(
+            records,
+            first_appended.map(|t| t.elapsed()).unwrap_or_default(),
+        );
         batch.clear();
     }
 }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod process;
 
 use std::collections::VecDeque;
@@ -55,6 +56,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         tick_time_ms: TICK_MS,
         min_session_timeout_ms: 2 * TICK_MS as i32,
         max_session_timeout_ms: 20 * TICK_MS as i32,
+        // No admin server unless a test asks for one (never the default 8080).
+        admin_port: 0,
         ..Config::default()
     }
 }

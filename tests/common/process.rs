@@ -31,6 +31,12 @@ impl ServerProcess {
             .args(["serve", "--port", "0", "--bind", "127.0.0.1", "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            // No admin server unless the test asks for one (never 8080).
+            .args(if extra.contains(&"--admin-port") {
+                &[][..]
+            } else {
+                &["--admin-port", "0"][..]
+            })
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -75,6 +81,26 @@ impl ServerProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `bound` for the process to exit; its exit code (None if
+    /// it had to be killed or died of a signal).
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<i32> {
+        wait_with_bound(&mut self.child, bound)
     }
 
     pub fn log_text(&self) -> String {

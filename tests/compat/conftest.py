@@ -149,7 +149,7 @@ class CanopyServer:
     def __init__(self, binary, tick_ms, extra_args=()):
         self.binary = binary
         self.tick_ms = tick_ms
-        self.extra_args = list(extra_args)  # e.g. ["--config", path]
+        self.extra_args = list(extra_args)
         self.port = None
         self._proc = None
         self._dir = None
@@ -164,7 +164,11 @@ class CanopyServer:
              "--tick-time", str(self.tick_ms),
              # Same 1 s container/TTL check as the reference server gets.
              "--container-check-interval", "1000",
-             "--bind", HOST, *self.extra_args],
+             # No connection cap, as the reference gets maxClientCnxns=0.
+             "--max-client-cnxns", "0",
+             "--bind", HOST, *self.extra_args,
+             # No admin server unless the test asks for one.
+             *([] if "--admin-port" in self.extra_args else ["--admin-port", "0"])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -287,7 +291,10 @@ class RestartableServer:
             [self.binary, "serve", "--port", str(self.port), "--bind", HOST,
              "--data-dir", os.path.join(self.base_dir, "data"),
              "--tick-time", str(self.tick_ms),
-             "--container-check-interval", "1000"],
+             "--container-check-interval", "1000",
+             # No admin server; no connection cap, as the reference gets
+             # maxClientCnxns=0.
+             "--admin-port", "0", "--max-client-cnxns", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )

@@ -118,6 +118,12 @@ fn server_command(target: Target, port: u16, dir: &std::path::Path) -> Vec<Strin
                 dir.join("data").display().to_string(),
                 "--tick-time".into(),
                 TICK_MS.to_string(),
+                // No admin server; no per-address cap (the reference runs
+                // with maxClientCnxns=0 too).
+                "--admin-port".into(),
+                "0".into(),
+                "--max-client-cnxns".into(),
+                "0".into(),
             ]
         }
         Target::ZooKeeper => {

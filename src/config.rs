@@ -45,6 +45,18 @@ pub struct Config {
     /// Snapshots kept (with the log needed to replay from the oldest); older
     /// ones are purged, as ZooKeeper's autopurge.snapRetainCount does.
     pub snapshots_retained: usize,
+    /// Bytes a connection may have queued and not yet written (replies and
+    /// watch events) before it is cut off as a client that does not read.
+    pub max_outbound_bytes: usize,
+    /// A connection must complete its handshake (a whole ConnectRequest)
+    /// within this many milliseconds, or it is closed.
+    pub handshake_timeout_ms: u64,
+    /// Refuse creates and setData that would pass a hard quota under
+    /// `/zookeeper/quota` (ZooKeeper's `zookeeper.enforceQuota`).
+    pub enforce_quota: bool,
+    /// Largest number of children a node may have; a create past it is
+    /// refused with QuotaExceeded. 0 means no limit.
+    pub max_children_per_node: usize,
 }
 
 impl Default for Config {
@@ -68,6 +80,10 @@ impl Default for Config {
             snapshot_every_log_bytes: 64 * 1024 * 1024,
             log_segment_bytes: 64 * 1024 * 1024,
             snapshots_retained: 3,
+            max_outbound_bytes: 8 * 1024 * 1024,
+            handshake_timeout_ms: 10_000,
+            enforce_quota: false,
+            max_children_per_node: 1_000_000,
         }
     }
 }
@@ -94,6 +110,10 @@ pub struct Overrides {
     pub snapshot_every_log_bytes: Option<u64>,
     pub log_segment_bytes: Option<u64>,
     pub snapshots_retained: Option<usize>,
+    pub max_outbound_bytes: Option<usize>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub enforce_quota: Option<bool>,
+    pub max_children_per_node: Option<usize>,
 }
 
 impl Overrides {
@@ -131,7 +151,11 @@ impl Config {
                 snapshot_every_txns,
                 snapshot_every_log_bytes,
                 log_segment_bytes,
-                snapshots_retained
+                snapshots_retained,
+                max_outbound_bytes,
+                handshake_timeout_ms,
+                enforce_quota,
+                max_children_per_node
             );
             if layer.super_digest.is_some() {
                 config.super_digest = layer.super_digest.clone();

@@ -19,11 +19,13 @@ use canopy_protocol::{
     OpResult, ReplyHeader, Request, RequestHeader, Response, Stat, StatResponse, SyncResponse,
     WatcherEvent, WatcherType, WhoAmIResponse,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::acl;
 use crate::config::Config;
+use crate::outbound::OutboundSender;
 use crate::prep::{Prep, PrepRules};
+use crate::quota::WriteLimits;
 use crate::session::SessionTracker;
 use crate::stats::{ConnStats, ServerStats};
 use crate::storage::{files, Recovered, SnapshotJob, Storage};
@@ -53,7 +55,7 @@ pub struct Conn {
     pub timeout_ms: i32,
     /// Who the client has proven to be: `ip:<address>` plus what addauth added.
     pub identities: Vec<Id>,
-    pub out: mpsc::UnboundedSender<Outbound>,
+    pub out: OutboundSender,
     pub stats: ConnStats,
 }
 
@@ -61,8 +63,9 @@ impl Conn {
     /// Queues a frame that shows the state as of zxid `after`: it goes out
     /// only once that zxid is durable.
     fn send(&self, frame: Bytes, after: i64) {
-        // A closed channel means the connection is going away; nothing to do.
-        let _ = self.out.send(Outbound::Frame { frame, after });
+        // Never waits: a connection whose queue is full or closed is being
+        // cut off or going away; nothing to do here.
+        self.out.send_frame(frame, after);
     }
 }
 
@@ -199,6 +202,13 @@ impl Core {
         self.started.elapsed().as_millis() as u64
     }
 
+    fn limits(&self) -> WriteLimits {
+        WriteLimits {
+            enforce_quota: self.config.enforce_quota,
+            max_children: self.config.max_children_per_node,
+        }
+    }
+
     fn rules(&self) -> PrepRules {
         PrepRules {
             ttl_enabled: self.config.ttl_enabled,
@@ -208,7 +218,7 @@ impl Core {
     pub fn register_conn(
         &mut self,
         addr: SocketAddr,
-        out: mpsc::UnboundedSender<Outbound>,
+        out: OutboundSender,
     ) -> ConnId {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
@@ -560,7 +570,9 @@ impl Core {
                 self.write(session_id, prepared, |_, _| Response::Empty)
             }
             Request::SetData(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).set_data(&r);
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules)
+                    .with_limits(self.limits())
+                    .set_data(&r);
                 self.write(session_id, prepared, |core, _| {
                     Response::Stat(StatResponse {
                         stat: core.stat_of(&r.path),
@@ -584,8 +596,9 @@ impl Core {
                 })
             }
             Request::Multi(multi) => {
-                let (txn, _ok) =
-                    Prep::new(&self.tree, session_id, &identities, rules).multi(&multi.ops);
+                let (txn, _ok) = Prep::new(&self.tree, session_id, &identities, rules)
+                    .with_limits(self.limits())
+                    .multi(&multi.ops);
                 Ok(Response::Multi(
                     self.commit_multi(session_id, &txn, &multi.ops),
                 ))
@@ -610,8 +623,9 @@ impl Core {
         request: &CreateRequest,
         ttl: i64,
     ) -> Result<Response, ErrorCode> {
-        let prepared =
-            Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
+        let prepared = Prep::new(&self.tree, session_id, identities, self.rules())
+            .with_limits(self.limits())
+            .create(op, request, ttl);
         self.write(session_id, prepared, move |core, txn| {
             let Txn::Create { path, .. } = txn else {
                 return Response::Empty;

@@ -5,6 +5,8 @@
 //! - [`config`]: settings, their defaults and the TOML file.
 //! - [`server`]: start-up: data folder, periodic tasks, the client port.
 //! - [`net`]: connections: handshake, read loop, write loop.
+//! - [`limits`]: the open-file limit; [`quota`]: quotas and the children cap.
+//! - [`outbound`]: a connection's outbound queue, bounded in bytes.
 //! - [`core`]: the state machine behind one lock: requests in, replies and
 //!   notifications out, every change through [`core::Core::commit`].
 //! - [`prep`]: a write request becomes a change record or ZooKeeper's error.
@@ -24,9 +26,12 @@ pub mod acl;
 pub mod config;
 pub mod core;
 pub mod fourlw;
+pub mod limits;
 pub mod net;
+pub mod outbound;
 pub mod path;
 pub mod prep;
+pub mod quota;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -116,6 +116,18 @@ struct ServeArgs {
     /// Start a new log segment past this many bytes.
     #[arg(long)]
     log_segment_bytes: Option<u64>,
+    /// Bytes a connection may have queued unwritten before it is cut off.
+    #[arg(long)]
+    max_outbound_bytes: Option<usize>,
+    /// Milliseconds a new connection has to send its ConnectRequest.
+    #[arg(long)]
+    handshake_timeout: Option<u64>,
+    /// Refuse writes past a hard quota (ZooKeeper's zookeeper.enforceQuota).
+    #[arg(long)]
+    enforce_quota: Option<bool>,
+    /// Most children a node may have (0: no limit).
+    #[arg(long)]
+    max_children_per_node: Option<usize>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -141,6 +153,10 @@ impl ServeArgs {
             snapshot_every_log_bytes: None,
             log_segment_bytes: self.log_segment_bytes,
             snapshots_retained: self.snapshots_retained,
+            max_outbound_bytes: self.max_outbound_bytes,
+            handshake_timeout_ms: self.handshake_timeout,
+            enforce_quota: self.enforce_quota,
+            max_children_per_node: self.max_children_per_node,
         }
     }
 }
@@ -212,6 +228,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
+    // Every client connection is a file descriptor.
+    canopy::limits::raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -14,12 +14,13 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
+use crate::outbound::{self, OutboundReceiver};
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
@@ -53,16 +54,19 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
     let (mut reader, writer) = socket.into_split();
     let mut buf = BytesMut::with_capacity(4096);
 
-    let (max_frame, handshake_timeout) = {
+    let (max_frame, handshake_timeout, max_outbound) = {
         let core = core.lock();
         (
             core.config.max_frame_bytes,
-            Duration::from_millis(core.config.max_session_timeout_ms.max(1000) as u64),
+            Duration::from_millis(core.config.handshake_timeout_ms.max(1)),
+            core.config.max_outbound_bytes,
         )
     };
 
+    // One deadline for the whole handshake, however the bytes trickle in.
+    let handshake_deadline = tokio::time::Instant::now() + handshake_timeout;
     // The first four bytes are either a frame length or a four-letter word.
-    let first = tokio::time::timeout(handshake_timeout, async {
+    let first = tokio::time::timeout_at(handshake_deadline, async {
         while buf.len() < 4 {
             if reader.read_buf(&mut buf).await? == 0 {
                 return Ok::<bool, std::io::Error>(false);
@@ -87,11 +91,14 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
         return;
     }
 
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = outbound::channel(addr, max_outbound);
     let (conn_id, durable) = {
         let mut core = core.lock();
-        (core.register_conn(addr, tx), core.durable_zxid())
+        (core.register_conn(addr, tx.clone()), core.durable_zxid())
     };
+    // Kept to tell a cut-off from other endings; dropped before waiting for
+    // the write loop.
+    let cut_off = tx;
     let stop = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(writer, rx, durable, stop.clone()));
 
@@ -101,20 +108,24 @@ async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: Sock
         &mut reader,
         &mut buf,
         max_frame,
-        handshake_timeout,
+        handshake_deadline,
         &stop,
     )
     .await;
     match &ending {
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
+        // Already logged, with its figures, when it was cut off.
+        Ending::Closed(_) if cut_off.is_cut_off() => {}
         Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),
     }
     if let Ending::Closed(reason) = ending {
         if let Some(conn) = core.lock().conns.get(&conn_id) {
-            let _ = conn.out.send(Outbound::Close(reason));
+            conn.out.send(Outbound::Close(reason));
         }
     }
     core.lock().unregister_conn(conn_id);
+    // The write loop ends once no sender is left.
+    drop(cut_off);
     let _ = writer_task.await;
 }
 
@@ -124,12 +135,11 @@ async fn read_loop(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
     buf: &mut BytesMut,
     max_frame: usize,
-    handshake_timeout: Duration,
+    handshake_deadline: tokio::time::Instant,
     stop: &CancellationToken,
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
-    let handshake_deadline = tokio::time::Instant::now() + handshake_timeout;
     loop {
         loop {
             let frame = match codec.decode(buf) {
@@ -189,40 +199,57 @@ async fn read_loop(
 /// to stop.
 async fn write_loop(
     writer: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut rx: OutboundReceiver,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    'outer: while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Outbound::Frame { frame, after } => {
-                    if *durable.borrow() < after {
-                        if writer.flush().await.is_err() {
-                            break 'outer;
+    // Every wait below (a full socket, the log) ends when the connection is
+    // cut off for not reading.
+    let cut_off = rx.cut_off();
+    let sent = async {
+        'outer: while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Outbound::Frame { frame, after } => {
+                        if *durable.borrow() < after {
+                            if writer.flush().await.is_err() {
+                                break 'outer;
+                            }
+                            if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
+                                // The log writer is gone: the server is stopping.
+                                break 'outer;
+                            }
                         }
-                        if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
-                            // The log writer is gone: the server is stopping.
+                        let written = writer.write_all(&frame).await;
+                        rx.written(frame.len());
+                        if written.is_err() {
                             break 'outer;
                         }
                     }
-                    if writer.write_all(&frame).await.is_err() {
+                    Outbound::Close(_) => {
+                        let _ = writer.flush().await;
                         break 'outer;
                     }
                 }
-                Outbound::Close(_) => {
-                    let _ = writer.flush().await;
-                    break 'outer;
-                }
+                next = rx.try_recv();
             }
-            next = rx.try_recv().ok();
+            if writer.flush().await.is_err() {
+                break;
+            }
         }
-        if writer.flush().await.is_err() {
-            break;
-        }
+    };
+    let finished = tokio::select! {
+        _ = sent => true,
+        _ = cut_off.cancelled() => false,
+    };
+    if finished && !cut_off.is_cancelled() {
+        let _ = writer.shutdown().await;
+    } else {
+        // The client does not read: flushing would wait forever. Reset the
+        // connection so the kernel drops what it still holds for it too.
+        let _ = writer.get_ref().as_ref().set_zero_linger();
     }
-    let _ = writer.shutdown().await;
     stop.cancel();
 }

@@ -46,7 +46,7 @@ impl Drop for TestServer {
 
 /// Settings for a test server: 127.0.0.1, a free port, a temporary data
 /// folder, a 100 ms tick and session timeouts clamped into [200 ms, 2 s]
-/// (so the handshake timeout, which follows the maximum, is 2 s).
+/// and a 2 s handshake timeout.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         bind: [127, 0, 0, 1].into(),
@@ -55,6 +55,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         tick_time_ms: TICK_MS,
         min_session_timeout_ms: 2 * TICK_MS as i32,
         max_session_timeout_ms: 20 * TICK_MS as i32,
+        handshake_timeout_ms: 2000,
         ..Config::default()
     }
 }

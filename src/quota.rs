@@ -61,6 +61,9 @@ impl StatsTrack {
             let Some((key, value)) = pair.split_once('=') else {
                 continue;
             };
+            // As Java's split("="): "bytes=-1=" reads as bytes=-1 (zkCli 3.8
+            // writes that).
+            let value = value.split('=').next().unwrap_or_default();
             let value = if value.is_empty() {
                 Some(-1)
             } else {
@@ -375,6 +378,9 @@ mod tests {
         // The old form with `;` and an empty value.
         let old = StatsTrack::parse(b"count=5;bytes=");
         assert_eq!((old.count(), old.bytes()), (5, -1));
+        // What zkCli 3.8's setquota -N writes.
+        let cli = StatsTrack::parse(b"count=-1,bytes=7=;byteHardLimit=-1;countHardLimit=4");
+        assert_eq!((cli.bytes(), cli.count_hard_limit()), (7, 4));
         let mut stats = StatsTrack::default();
         stats.set("bytes", 7);
         stats.set("count", 2);

@@ -146,9 +146,10 @@ class _MiniZk:
 class CanopyServer:
     """``$CANOPY_BIN serve`` on a free loopback port with a temp data dir."""
 
-    def __init__(self, binary, tick_ms):
+    def __init__(self, binary, tick_ms, extra_args=()):
         self.binary = binary
         self.tick_ms = tick_ms
+        self.extra_args = list(extra_args)
         self.port = None
         self._proc = None
         self._dir = None
@@ -163,7 +164,7 @@ class CanopyServer:
              "--tick-time", str(self.tick_ms),
              # Same 1 s container/TTL check as the reference server gets.
              "--container-check-interval", "1000",
-             "--bind", HOST],
+             "--bind", HOST, *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
@@ -222,12 +223,15 @@ class Server:
         self._impl.stop()
 
 
-def start_server(tick_ms=TICK_MS) -> Server:
-    """Start a fresh server of the selected target kind."""
+def start_server(tick_ms=TICK_MS, canopy_args=(), zk_props=()) -> Server:
+    """Start a fresh server of the selected target kind; ``canopy_args`` are
+    extra ``canopy serve`` flags, ``zk_props`` extra ZooKeeper JVM
+    properties, for a setting both servers have (e.g. enforced quotas)."""
     if TARGET == "zookeeper":
         try:
             from zkref import ZkReference
-            impl = ZkReference(tick_ms=tick_ms, java_props=ZK_JAVA_PROPS)
+            impl = ZkReference(tick_ms=tick_ms,
+                               java_props=[*ZK_JAVA_PROPS, *zk_props])
             impl.start()
         except ImportError:
             impl = _MiniZk(tick_ms).start()
@@ -235,7 +239,7 @@ def start_server(tick_ms=TICK_MS) -> Server:
     binary = os.environ.get("CANOPY_BIN")
     if not binary:
         pytest.exit("set CANOPY_BIN=/path/to/canopy (or COMPAT_TARGET=zookeeper)", 2)
-    return Server("canopy", CanopyServer(binary, tick_ms).start())
+    return Server("canopy", CanopyServer(binary, tick_ms, canopy_args).start())
 
 
 class RestartableServer:

@@ -176,6 +176,19 @@ impl RawClient {
         }
     }
 
+    /// Wraps a stream opened elsewhere (e.g. with socket options set).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            next_xid: 1,
+            session_id: 0,
+            passwd: Bytes::new(),
+            timeout_ms: 0,
+            notifications: VecDeque::new(),
+        }
+    }
+
     /// Opens a connection and starts a new session.
     pub async fn connect(addr: SocketAddr) -> RawClient {
         Self::connect_with_timeout(addr, 10_000).await

@@ -11,7 +11,7 @@ use canopy_protocol::{
     ConnectRequest, DecodeError, ErrorCode, FrameCodec, Jute, Request, RequestHeader,
 };
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -192,18 +192,21 @@ async fn read_loop(
     }
 }
 
-/// Writes queued frames in order, batching whatever is ready into one flush.
+/// Writes queued frames in order, batching whatever is ready into one write.
 /// A frame that depends on a change not yet on disk waits for the log (what
-/// is before it is flushed first). Ends on a Close (after flushing) or when
-/// the core drops the connection's sender; either way it tells the read loop
-/// to stop.
+/// is before it is written first). Ends on a Close (after writing what came
+/// before it), when the core drops the connection's sender, or at once when
+/// the connection is cut off for not reading; it then tells the read loop to
+/// stop.
 async fn write_loop(
-    writer: OwnedWriteHalf,
+    mut writer: OwnedWriteHalf,
     mut rx: OutboundReceiver,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    // Allocated only while there is something to send, so an idle
+    // connection holds no write buffer.
+    let mut batch: Vec<u8> = Vec::new();
     // Every wait below (a full socket, the log) ends when the connection is
     // cut off for not reading.
     let cut_off = rx.cut_off();
@@ -214,7 +217,7 @@ async fn write_loop(
                 match message {
                     Outbound::Frame { frame, after } => {
                         if *durable.borrow() < after {
-                            if writer.flush().await.is_err() {
+                            if write_batch(&mut writer, &mut batch).await.is_err() {
                                 break 'outer;
                             }
                             if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
@@ -222,20 +225,22 @@ async fn write_loop(
                                 break 'outer;
                             }
                         }
-                        let written = writer.write_all(&frame).await;
+                        batch.extend_from_slice(&frame);
                         rx.written(frame.len());
-                        if written.is_err() {
+                        if batch.len() >= WRITE_BATCH_BYTES
+                            && write_batch(&mut writer, &mut batch).await.is_err()
+                        {
                             break 'outer;
                         }
                     }
                     Outbound::Close(_) => {
-                        let _ = writer.flush().await;
+                        let _ = write_batch(&mut writer, &mut batch).await;
                         break 'outer;
                     }
                 }
                 next = rx.try_recv();
             }
-            if writer.flush().await.is_err() {
+            if write_batch(&mut writer, &mut batch).await.is_err() {
                 break;
             }
         }
@@ -247,9 +252,25 @@ async fn write_loop(
     if finished && !cut_off.is_cancelled() {
         let _ = writer.shutdown().await;
     } else {
-        // The client does not read: flushing would wait forever. Reset the
-        // connection so the kernel drops what it still holds for it too.
-        let _ = writer.get_ref().as_ref().set_zero_linger();
+        // The client does not read: reset the connection so the kernel drops
+        // what it still holds for it too.
+        let _ = writer.as_ref().set_zero_linger();
     }
     stop.cancel();
+}
+
+/// Bytes gathered before a write goes out even if more frames are queued.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// Writes the batch and empties it, giving back a large buffer.
+async fn write_batch(writer: &mut OwnedWriteHalf, batch: &mut Vec<u8>) -> std::io::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    writer.write_all(batch).await?;
+    batch.clear();
+    if batch.capacity() > 4096 {
+        *batch = Vec::new();
+    }
+    Ok(())
 }

@@ -215,11 +215,7 @@ impl Core {
         }
     }
 
-    pub fn register_conn(
-        &mut self,
-        addr: SocketAddr,
-        out: OutboundSender,
-    ) -> ConnId {
+    pub fn register_conn(&mut self, addr: SocketAddr, out: OutboundSender) -> ConnId {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
         let identities = vec![Id::new("ip", addr.ip().to_canonical().to_string())];

@@ -21,7 +21,7 @@ pub fn raise_open_file_limit() {
     let soft = limit.rlim_cur;
     if soft >= limit.rlim_max {
         tracing::info!(
-            open_files = soft as u64,
+            open_files = soft,
             "open-file limit already at the hard limit"
         );
         return;
@@ -34,15 +34,15 @@ pub fn raise_open_file_limit() {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         tracing::warn!(
             err = %std::io::Error::last_os_error(),
-            soft = soft as u64,
-            hard = limit.rlim_max as u64,
+            soft = soft,
+            hard = limit.rlim_max,
             "cannot raise the open-file limit"
         );
         return;
     }
     tracing::info!(
-        from = soft as u64,
-        to = limit.rlim_max as u64,
+        from = soft,
+        to = limit.rlim_max,
         "raised the open-file limit to the hard limit"
     );
 }
@@ -54,8 +54,7 @@ pub fn open_file_limit() -> Option<u64> {
         rlim_max: 0,
     };
     // SAFETY: as above.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0)
-        .then_some(limit.rlim_cur as u64)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur)
 }
 
 #[cfg(test)]
@@ -72,6 +71,6 @@ mod tests {
             0
         );
         assert_eq!(limit.rlim_cur, limit.rlim_max);
-        assert_eq!(super::open_file_limit(), Some(limit.rlim_cur as u64));
+        assert_eq!(super::open_file_limit(), Some(limit.rlim_cur));
     }
 }

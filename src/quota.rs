@@ -403,10 +403,7 @@ mod tests {
     #[test]
     fn children_cap() {
         assert!(check_children("/p", 9, 10).is_ok());
-        assert_eq!(
-            check_children("/p", 10, 10),
-            Err(ErrorCode::QuotaExceeded)
-        );
+        assert_eq!(check_children("/p", 10, 10), Err(ErrorCode::QuotaExceeded));
         assert!(check_children("/p", 1_000_000, 0).is_ok());
     }
 }

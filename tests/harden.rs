@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use canopy::server::Server;
 use canopy_protocol::{
-    Acl, AddWatchRequest, CreateRequest, EventType, GetDataRequest, MultiOp, MultiRequest,
-    Request, SetWatches2,
+    Acl, AddWatchRequest, CreateRequest, EventType, GetDataRequest, MultiOp, MultiRequest, Request,
+    SetWatches2,
 };
 use common::*;
 use tokio::io::AsyncWriteExt;
@@ -313,7 +313,11 @@ async fn children_cap_stops_a_leaking_client() {
     let mut created = 0;
     let mut refused = 0;
     for _ in 0..100 {
-        match client.create("/leak/n-", b"", EPHEMERAL_SEQUENTIAL).await.err() {
+        match client
+            .create("/leak/n-", b"", EPHEMERAL_SEQUENTIAL)
+            .await
+            .err()
+        {
             0 => created += 1,
             QUOTA_EXCEEDED => refused += 1,
             other => panic!("unexpected error {other}"),
@@ -331,7 +335,11 @@ async fn children_cap_stops_a_leaking_client() {
         }))
         .await;
     assert_eq!(reply.err(), 0, "a failed multi is answered with results");
-    assert_eq!(client.exists("/other/a").await.err(), -101, "nothing applied");
+    assert_eq!(
+        client.exists("/other/a").await.err(),
+        -101,
+        "nothing applied"
+    );
     // Deleting one makes room for one.
     let children = client.get_children("/leak", false).await;
     let Some(canopy_protocol::Response::GetChildren(list)) = children.body else {
@@ -341,7 +349,10 @@ async fn children_cap_stops_a_leaking_client() {
     let victim = format!("/leak/{}", list.children[0]);
     assert_eq!(client.delete(&victim).await.err(), 0);
     assert_eq!(client.create("/leak/one-more", b"", 0).await.err(), 0);
-    assert_eq!(client.create("/leak/too-many", b"", 0).await.err(), QUOTA_EXCEEDED);
+    assert_eq!(
+        client.create("/leak/too-many", b"", 0).await.err(),
+        QUOTA_EXCEEDED
+    );
 }
 
 // Quota stats are kept by the server and come back after a restart, from a
@@ -366,7 +377,11 @@ async fn enforced_quota_survives_a_restart() {
         .await;
     assert_eq!(created.err(), 0);
     let created = client
-        .create("/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0", 0)
+        .create(
+            "/zookeeper/quota/app/zookeeper_stats",
+            b"count=0,bytes=0",
+            0,
+        )
         .await;
     assert_eq!(created.err(), 0);
     let stats_path = "/zookeeper/quota/app/zookeeper_stats";
@@ -381,7 +396,13 @@ async fn enforced_quota_survives_a_restart() {
     assert_eq!(client.create("/app/d", b"", 0).await.err(), QUOTA_EXCEEDED);
     // Enough changes for a snapshot, then a few more only in the log.
     for i in 0..10 {
-        assert_eq!(client.set_data("/app/b", &[b'y'; 3][..i % 3 + 1]).await.err(), 0);
+        assert_eq!(
+            client
+                .set_data("/app/b", &[b'y'; 3][..i % 3 + 1])
+                .await
+                .err(),
+            0
+        );
     }
     assert_eq!(client.delete("/app/c").await.err(), 0);
     let expected = data_of(&client.get_data(stats_path, false).await);

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::{BufMut, Bytes};
 use canopy_protocol::{
-    Acl, AddWatchRequest, ConnectRequest, CreateRequest, EventType, ExistsRequest,
-    GetDataRequest, Jute, Request, SetDataRequest,
+    Acl, AddWatchRequest, ConnectRequest, CreateRequest, EventType, ExistsRequest, GetDataRequest,
+    Jute, Request, SetDataRequest,
 };
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,7 +39,10 @@ use crate::stats::Recorder;
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Parser)]
-#[command(name = "canopy-hostile", about = "Hardening load tests against a Canopy server")]
+#[command(
+    name = "canopy-hostile",
+    about = "Hardening load tests against a Canopy server"
+)]
 pub struct HostileArgs {
     /// The server's client address.
     #[arg(long, default_value = "127.0.0.1:2181")]

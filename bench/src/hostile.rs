@@ -411,6 +411,10 @@ async fn hot_watch(
         let received = received.clone();
         receivers.push(tokio::spawn(async move {
             let mut seen = 0;
+            // Pings keep the session alive, as any client's would.
+            let ping_every = Duration::from_millis(conn.timeout_ms as u64 / 3);
+            let mut last_sent = Instant::now();
+            let mut quiet_since = Instant::now();
             while seen < sets {
                 while let Some(reply) = conn.next_reply()? {
                     if reply.is_notification() {
@@ -422,7 +426,18 @@ async fn hot_watch(
                         }
                     }
                 }
-                if seen < sets && !conn.read_some(IO_TIMEOUT).await? {
+                if seen >= sets {
+                    break;
+                }
+                if last_sent.elapsed() >= ping_every {
+                    conn.push_ping();
+                    conn.flush().await?;
+                    last_sent = Instant::now();
+                }
+                let wait = ping_every.saturating_sub(last_sent.elapsed());
+                if conn.read_some(wait.max(Duration::from_millis(10))).await? {
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() > IO_TIMEOUT {
                     bail!("no event for {IO_TIMEOUT:?} after {seen}");
                 }
             }

@@ -52,7 +52,8 @@ enum Ending {
 async fn handle_connection(core: Arc<Mutex<Core>>, socket: TcpStream, addr: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let (mut reader, writer) = socket.into_split();
-    let mut buf = BytesMut::with_capacity(4096);
+    // Grown as bytes come; a silent connection holds next to nothing.
+    let mut buf = BytesMut::new();
 
     let (max_frame, handshake_timeout, max_outbound) = {
         let core = core.lock();
@@ -182,12 +183,34 @@ async fn read_loop(
             _ = tokio::time::sleep_until(handshake_deadline), if !attached => {
                 return Ending::Closed("no handshake before the timeout".into())
             }
-            read = reader.read_buf(buf) => read,
+            read = read_some(reader, buf) => read,
         };
         match read {
             Ok(0) => return Ending::PeerClosed,
             Ok(_) => {}
             Err(err) => return Ending::Closed(format!("read failed: {err}")),
+        }
+    }
+}
+
+/// Bytes a read may take at once.
+const READ_CHUNK: usize = 4096;
+
+/// Reads what the socket has into `buf`. An empty buffer is given back
+/// before waiting, so an idle connection holds no read buffer.
+async fn read_some(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
+    }
+    loop {
+        reader.readable().await?;
+        buf.reserve(READ_CHUNK);
+        match reader.try_read_buf(buf) {
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+            read => return read,
         }
     }
 }

@@ -108,7 +108,12 @@ fn server_memory(pid: u32) -> Result<(f64, f64)> {
 /// `stop`, with a short pause between requests.
 async fn probe(addr: String, stop: Arc<AtomicBool>) -> Result<Recorder> {
     let mut conn = Conn::connect(&addr, 30_000, IO_TIMEOUT).await?;
-    let path = format!("/probe-{}", std::process::id());
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let path = format!(
+        "/probe-{}-{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
     let create = Request::Create(CreateRequest {
         path: path.clone(),
         data: Some(Bytes::from_static(b"probe")),
@@ -277,7 +282,13 @@ async fn idle(addr: &str, pid: u32, count: usize, hold_seconds: u64) -> Result<u
         alive.load(Ordering::Relaxed),
         opening.elapsed().as_secs_f64()
     );
+    // A second probe for the holding time alone (the outer one also covers
+    // the opening of the sessions).
+    let probe_stop = Arc::new(AtomicBool::new(false));
+    let holding = tokio::spawn(probe(addr.to_string(), probe_stop.clone()));
     tokio::time::sleep(Duration::from_secs(hold_seconds)).await;
+    probe_stop.store(true, Ordering::Relaxed);
+    print_probe("idle, while held only", &holding.await??);
     let held = alive.load(Ordering::Relaxed) as usize;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {

@@ -265,10 +265,18 @@ async fn idle(addr: &str, pid: u32, count: usize, hold_seconds: u64) -> Result<u
             let alive = alive.clone();
             alive.fetch_add(1, Ordering::Relaxed);
             tasks.push(tokio::spawn(async move {
+                // As ZooKeeper's client: a ping after a third of the
+                // session timeout without traffic. Checks for the end once a
+                // second.
                 let ping_every = Duration::from_millis(conn.timeout_ms as u64 / 3);
+                let mut last_ping = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(ping_every.min(Duration::from_secs(1))).await;
-                    if !stop.load(Ordering::Relaxed) && conn.call(&Request::Ping).await.is_err() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if last_ping.elapsed() < ping_every || stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    last_ping = Instant::now();
+                    if conn.call(&Request::Ping).await.is_err() {
                         alive.fetch_sub(1, Ordering::Relaxed);
                         return;
                     }

@@ -143,6 +143,11 @@ async fn read_loop(
     let mut attached = false;
     loop {
         loop {
+            // A connection cut off (or closed) by the server runs none of the
+            // requests it still has buffered.
+            if stop.is_cancelled() {
+                return Ending::Closed("closed by the server".into());
+            }
             let frame = match codec.decode(buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,

@@ -112,3 +112,25 @@ def test_delquota_lifts_the_limit(qserver, qzk):
     qzk.create(f"{root}/b")
     assert sorted(qzk.get_children(root)) == ["a", "b"]
     assert any("quota for" in line.lower() or "quota" in line.lower() for line in r[1]) or r[1] == []
+
+
+def test_quota_check_comes_after_existence_and_before_version(qserver, qzk):
+    root = f"/q-{uuid.uuid4().hex[:8]}"
+    qzk.create(root)
+    qzk.create(f"{root}/a", b"1")
+    run_cli(qserver, [f"setquota -N 2 {root}"])
+    other = f"/q-{uuid.uuid4().hex[:8]}"
+    qzk.create(other, b"1")
+    run_cli(qserver, [f"setquota -B 2 {other}"])
+    # The count is full: an existing path is still NodeExists, a missing
+    # parent still NoNode.
+    from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+    with pytest.raises(NodeExistsError):
+        qzk.create(f"{root}/a")
+    with pytest.raises(NoNodeError):
+        qzk.create(f"{root}/missing/child")
+    # A setData past the byte limit with a wrong version: the quota speaks first.
+    with pytest.raises(QuotaExceededError):
+        qzk.set(other, b"123", version=7)
+    with pytest.raises(BadVersionError):
+        qzk.set(other, b"12", version=7)

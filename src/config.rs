@@ -197,6 +197,23 @@ mod tests {
             (config.min_session_timeout_ms, config.max_session_timeout_ms),
             (4000, 40000)
         );
+        assert_eq!(config.max_outbound_bytes, 8 * 1024 * 1024);
+        assert_eq!(config.handshake_timeout_ms, 10_000);
+        assert!(!config.enforce_quota);
+        assert_eq!(config.max_children_per_node, 1_000_000);
+    }
+
+    #[test]
+    fn limits_come_from_the_file() {
+        let file: Overrides = toml::from_str(
+            "max_outbound_bytes = 65536\nhandshake_timeout_ms = 500\nenforce_quota = true\nmax_children_per_node = 0\n",
+        )
+        .unwrap();
+        let config = Config::resolve(&[&file]);
+        assert_eq!(config.max_outbound_bytes, 65536);
+        assert_eq!(config.handshake_timeout_ms, 500);
+        assert!(config.enforce_quota);
+        assert_eq!(config.max_children_per_node, 0);
     }
 
     #[test]

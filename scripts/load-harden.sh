@@ -16,13 +16,20 @@
 #
 #   scripts/load-harden.sh                 # all scenarios
 #   scripts/load-harden.sh hot-watch       # some of them
+#   SMOKE=1 scripts/load-harden.sh         # debug build, tiny counts (test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build -q --release -p canopy -p canopy-bench
-CANOPY="$TARGET_DIR/release/canopy"
-HOSTILE="$TARGET_DIR/release/canopy-hostile"
+if [ -n "${SMOKE:-}" ]; then
+    PROFILE=debug
+    cargo build -q -p canopy -p canopy-bench
+else
+    PROFILE=release
+    cargo build -q --release -p canopy -p canopy-bench
+fi
+CANOPY="$TARGET_DIR/$PROFILE/canopy"
+HOSTILE="$TARGET_DIR/$PROFILE/canopy-hostile"
 
 # Both processes hold one descriptor per connection.
 ulimit -n "$(ulimit -Hn)"
@@ -65,13 +72,19 @@ run() {
     return $status
 }
 
+if [ -n "${SMOKE:-}" ]; then
+    SECONDS_=1 IDLE=100 SESSIONS=20 SETS=10 FRAMES=300
+else
+    SECONDS_=10 IDLE="${IDLE_CONNECTIONS:-19000}" SESSIONS=10000 SETS=1000 FRAMES=100000
+fi
+
 failed=0
 for scenario in "${SCENARIOS[@]}"; do
     case "$scenario" in
-        baseline) run baseline baseline --seconds 10 || failed=1 ;;
-        idle) run idle idle --connections "${IDLE_CONNECTIONS:-19000}" --hold-seconds 10 || failed=1 ;;
-        hot-watch) run hot-watch hot-watch --sessions 10000 --watches 10 --sets 1000 || failed=1 ;;
-        malformed) run malformed malformed --frames 100000 --concurrency 8 || failed=1 ;;
+        baseline) run baseline baseline --seconds "$SECONDS_" || failed=1 ;;
+        idle) run idle idle --connections "$IDLE" --hold-seconds "$SECONDS_" || failed=1 ;;
+        hot-watch) run hot-watch hot-watch --sessions "$SESSIONS" --watches 10 --sets "$SETS" || failed=1 ;;
+        malformed) run malformed malformed --frames "$FRAMES" --concurrency 8 || failed=1 ;;
         *) echo "unknown scenario $scenario"; exit 2 ;;
     esac
 done

@@ -78,7 +78,9 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
     }
 
     // The silent client: a small receive window, a watch, then 400 reads of
-    // a 64 KiB node (25 MiB of replies) that it never takes off the socket.
+    // a 64 KiB node (25 MiB of replies) that it never takes off the socket:
+    // far more than the kernel buffers a socket (Linux's tcp_wmem allows 4 MiB
+    // by default) plus the 256 KiB bound.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr).await.unwrap();

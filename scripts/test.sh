@@ -38,6 +38,9 @@ cargo run -q --example registry_demo
 echo "== canopy bench: every workload once with tiny counts (a smoke run, not a measurement)"
 CANOPY_BIN="$PWD/target/debug/canopy" scripts/bench-smoke.sh
 
+echo "== hardening load harness: every scenario once with tiny counts (the full run is scripts/load-harden.sh)"
+SMOKE=1 scripts/load-harden.sh
+
 echo "== the Rust client's integration tests against Apache ZooKeeper 3.8"
 CLIENT_TEST_TARGET=zookeeper cargo test -p canopy-client --test api --test session --test registry
 

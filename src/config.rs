@@ -84,6 +84,18 @@ pub struct Config {
     pub close_sessions_on_shutdown: bool,
     /// How long a graceful shutdown waits for connections to flush.
     pub shutdown_grace_ms: u64,
+    /// Bytes a connection may have queued and not yet written (replies and
+    /// watch events) before it is cut off as a client that does not read.
+    pub max_outbound_bytes: usize,
+    /// A connection must complete its handshake (a whole ConnectRequest)
+    /// within this many milliseconds, or it is closed.
+    pub handshake_timeout_ms: u64,
+    /// Refuse creates and setData that would pass a hard quota under
+    /// `/zookeeper/quota` (ZooKeeper's `zookeeper.enforceQuota`).
+    pub enforce_quota: bool,
+    /// Largest number of children a node may have; a create past it is
+    /// refused with QuotaExceeded. 0 means no limit.
+    pub max_children_per_node: usize,
 }
 
 impl Default for Config {
@@ -123,6 +135,10 @@ impl Default for Config {
             log_level: "info".to_string(),
             close_sessions_on_shutdown: false,
             shutdown_grace_ms: 10_000,
+            max_outbound_bytes: 8 * 1024 * 1024,
+            handshake_timeout_ms: 10_000,
+            enforce_quota: false,
+            max_children_per_node: 1_000_000,
         }
     }
 }
@@ -165,6 +181,10 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub close_sessions_on_shutdown: Option<bool>,
     pub shutdown_grace_ms: Option<u64>,
+    pub max_outbound_bytes: Option<usize>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub enforce_quota: Option<bool>,
+    pub max_children_per_node: Option<usize>,
 }
 
 impl Overrides {
@@ -215,7 +235,11 @@ impl Config {
                 log_format,
                 log_level,
                 close_sessions_on_shutdown,
-                shutdown_grace_ms
+                shutdown_grace_ms,
+                max_outbound_bytes,
+                handshake_timeout_ms,
+                enforce_quota,
+                max_children_per_node
             );
             if layer.secure_port.is_some() {
                 config.secure_port = layer.secure_port;
@@ -285,6 +309,23 @@ mod tests {
             (config.min_session_timeout_ms, config.max_session_timeout_ms),
             (4000, 40000)
         );
+        assert_eq!(config.max_outbound_bytes, 8 * 1024 * 1024);
+        assert_eq!(config.handshake_timeout_ms, 10_000);
+        assert!(!config.enforce_quota);
+        assert_eq!(config.max_children_per_node, 1_000_000);
+    }
+
+    #[test]
+    fn limits_come_from_the_file() {
+        let file: Overrides = toml::from_str(
+            "max_outbound_bytes = 65536\nhandshake_timeout_ms = 500\nenforce_quota = true\nmax_children_per_node = 0\n",
+        )
+        .unwrap();
+        let config = Config::resolve(&[&file]);
+        assert_eq!(config.max_outbound_bytes, 65536);
+        assert_eq!(config.handshake_timeout_ms, 500);
+        assert!(config.enforce_quota);
+        assert_eq!(config.max_children_per_node, 0);
     }
 
     #[test]

@@ -20,13 +20,15 @@ use canopy_protocol::{
     OpResult, ReplyHeader, Request, RequestHeader, Response, Stat, StatResponse, SyncResponse,
     WatcherEvent, WatcherType, WhoAmIResponse,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::access::AccessControl;
 use crate::acl;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::outbound::OutboundSender;
 use crate::prep::{Prep, PrepRules};
+use crate::quota::WriteLimits;
 use crate::session::SessionTracker;
 use crate::stats::{ConnStats, ServerStats};
 use crate::storage::{files, Recovered, SnapshotJob, Storage};
@@ -56,7 +58,7 @@ pub struct Conn {
     pub timeout_ms: i32,
     /// Who the client has proven to be: `ip:<address>` plus what addauth added.
     pub identities: Vec<Id>,
-    pub out: mpsc::UnboundedSender<Outbound>,
+    pub out: OutboundSender,
     pub stats: ConnStats,
     /// The SASL exchange, once the client has started one.
     pub sasl: Option<Box<crate::auth::SaslState>>,
@@ -69,8 +71,9 @@ impl Conn {
     /// only once that zxid is durable.
     fn send(&self, frame: Bytes, after: i64) {
         self.metrics.add_sent(frame.len());
-        // A closed channel means the connection is going away; nothing to do.
-        let _ = self.out.send(Outbound::Frame { frame, after });
+        // Never waits: a connection whose queue is full or closed is being
+        // cut off or going away; nothing to do here.
+        self.out.send_frame(frame, after);
     }
 }
 
@@ -220,17 +223,20 @@ impl Core {
         self.started.elapsed().as_millis() as u64
     }
 
+    fn limits(&self) -> WriteLimits {
+        WriteLimits {
+            enforce_quota: self.config.enforce_quota,
+            max_children: self.config.max_children_per_node,
+        }
+    }
+
     fn rules(&self) -> PrepRules {
         PrepRules {
             ttl_enabled: self.config.ttl_enabled,
         }
     }
 
-    pub fn register_conn(
-        &mut self,
-        addr: SocketAddr,
-        out: mpsc::UnboundedSender<Outbound>,
-    ) -> ConnId {
+    pub fn register_conn(&mut self, addr: SocketAddr, out: OutboundSender) -> ConnId {
         let id = self.next_conn_id;
         self.next_conn_id += 1;
         let identities = vec![Id::new("ip", addr.ip().to_canonical().to_string())];
@@ -601,7 +607,9 @@ impl Core {
                 self.write(session_id, prepared, |_, _| Response::Empty)
             }
             Request::SetData(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).set_data(&r);
+                let prepared = Prep::new(&self.tree, session_id, &identities, rules)
+                    .with_limits(self.limits())
+                    .set_data(&r);
                 self.write(session_id, prepared, |core, _| {
                     Response::Stat(StatResponse {
                         stat: core.stat_of(&r.path),
@@ -625,8 +633,9 @@ impl Core {
                 })
             }
             Request::Multi(multi) => {
-                let (txn, _ok) =
-                    Prep::new(&self.tree, session_id, &identities, rules).multi(&multi.ops);
+                let (txn, _ok) = Prep::new(&self.tree, session_id, &identities, rules)
+                    .with_limits(self.limits())
+                    .multi(&multi.ops);
                 Ok(Response::Multi(
                     self.commit_multi(session_id, &txn, &multi.ops),
                 ))
@@ -651,8 +660,9 @@ impl Core {
         request: &CreateRequest,
         ttl: i64,
     ) -> Result<Response, ErrorCode> {
-        let prepared =
-            Prep::new(&self.tree, session_id, identities, self.rules()).create(op, request, ttl);
+        let prepared = Prep::new(&self.tree, session_id, identities, self.rules())
+            .with_limits(self.limits())
+            .create(op, request, ttl);
         self.write(session_id, prepared, move |core, txn| {
             let Txn::Create { path, .. } = txn else {
                 return Response::Empty;

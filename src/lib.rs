@@ -4,7 +4,10 @@
 //! # Layout
 //! - [`config`]: settings, their defaults and the TOML file.
 //! - [`server`]: start-up: data folder, periodic tasks, the client port.
-//! - [`net`]: connections: handshake, read loop, write loop.
+//! - [`net`]: connections: handshake, read loop, write loop; [`stream`]:
+//!   their plain or TLS halves; [`outbound`]: the bounded outbound queue.
+//! - [`limits`]: the open-file limit; [`quota`]: quotas and the children cap.
+//! - [`outbound`]: a connection's outbound queue, bounded in bytes.
 //! - [`core`]: the state machine behind one lock: requests in, replies and
 //!   notifications out, every change through [`core::Core::commit`].
 //! - [`prep`]: a write request becomes a change record or ZooKeeper's error.
@@ -38,18 +41,22 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod fourlw;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod net;
+pub mod outbound;
 pub mod path;
 pub mod prep;
+pub mod quota;
 pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod stats;
 pub mod storage;
+pub mod stream;
 pub mod tls;
 pub mod tree;
 pub mod txn;

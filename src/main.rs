@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a server (defaults: port 2181 on all interfaces, data in ./canopy-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Inspect a data folder: its snapshots and log segments, the change
     /// records, and a check of every checksum.
     Data(DataArgs),
@@ -160,6 +160,18 @@ struct ServeArgs {
     /// Close every session on SIGTERM instead of letting them survive.
     #[arg(long)]
     close_sessions_on_shutdown: Option<bool>,
+    /// Bytes a connection may have queued unwritten before it is cut off.
+    #[arg(long)]
+    max_outbound_bytes: Option<usize>,
+    /// Milliseconds a new connection has to send its ConnectRequest.
+    #[arg(long)]
+    handshake_timeout: Option<u64>,
+    /// Refuse writes past a hard quota (ZooKeeper's zookeeper.enforceQuota).
+    #[arg(long)]
+    enforce_quota: Option<bool>,
+    /// Most children a node may have (0: no limit).
+    #[arg(long)]
+    max_children_per_node: Option<usize>,
     /// Print the effective settings and exit.
     #[arg(long)]
     print_config: bool,
@@ -197,6 +209,10 @@ impl ServeArgs {
             close_sessions_on_shutdown: self.close_sessions_on_shutdown,
             shutdown_grace_ms: None,
             secure_port: self.secure_port,
+            max_outbound_bytes: self.max_outbound_bytes,
+            handshake_timeout_ms: self.handshake_timeout,
+            enforce_quota: self.enforce_quota,
+            max_children_per_node: self.max_children_per_node,
             ..Default::default()
         }
     }
@@ -218,7 +234,7 @@ fn main() -> ExitCode {
         }
     }
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Data(args) => data(args),
         Command::Bench(args) => canopy_bench::run(args),
         Command::Browser(command) => canopy_cli::run(command),
@@ -331,6 +347,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     for warning in &warnings {
         tracing::warn!("zoo.cfg: {warning}");
     }
+    // Every client connection is a file descriptor.
+    canopy::limits::raise_open_file_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {

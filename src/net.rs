@@ -11,15 +11,17 @@ use canopy_protocol::{
     ConnectRequest, DecodeError, ErrorCode, FrameCodec, Id, Jute, Request, RequestHeader,
 };
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
 use crate::metrics::Metrics;
+use crate::outbound::{self, OutboundReceiver};
+use crate::stream::{ConnReader, ConnWriter};
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
@@ -66,29 +68,30 @@ enum Ending {
 
 /// Serves one connection, plain or TLS (the secure port hands over the
 /// decrypted halves and the identities the TLS handshake proved).
-pub async fn handle_connection<R, W>(
+pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
     core: Arc<Mutex<Core>>,
     mut reader: R,
     writer: W,
     addr: SocketAddr,
     proven: Vec<Id>,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let mut buf = BytesMut::with_capacity(4096);
+) {
+    // Grown as bytes come; a silent connection holds next to nothing.
+    let mut buf = BytesMut::new();
 
-    let (max_frame, handshake_timeout, metrics) = {
+    let (max_frame, handshake_timeout, max_outbound, metrics) = {
         let core = core.lock();
         (
             core.config.max_frame_bytes,
-            Duration::from_millis(core.config.max_session_timeout_ms.max(1000) as u64),
+            Duration::from_millis(core.config.handshake_timeout_ms.max(1)),
+            core.config.max_outbound_bytes,
             core.metrics.clone(),
         )
     };
 
+    // One deadline for the whole handshake, however the bytes trickle in.
+    let handshake_deadline = tokio::time::Instant::now() + handshake_timeout;
     // The first four bytes are either a frame length or a four-letter word.
-    let first = tokio::time::timeout(handshake_timeout, async {
+    let first = tokio::time::timeout_at(handshake_deadline, async {
         while buf.len() < 4 {
             let read = reader.read_buf(&mut buf).await?;
             if read == 0 {
@@ -115,15 +118,18 @@ pub async fn handle_connection<R, W>(
         return;
     }
 
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = outbound::channel(addr, max_outbound);
     let (conn_id, durable) = {
         let mut core = core.lock();
-        let conn_id = core.register_conn(addr, tx);
+        let conn_id = core.register_conn(addr, tx.clone());
         if let Some(conn) = core.conns.get_mut(&conn_id) {
             conn.identities.extend(proven);
         }
         (conn_id, core.durable_zxid())
     };
+    // Kept to tell a cut-off from other endings; dropped before waiting for
+    // the write loop.
+    let cut_off = tx;
     let stop = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(writer, rx, durable, stop.clone()));
 
@@ -133,21 +139,25 @@ pub async fn handle_connection<R, W>(
         &mut reader,
         &mut buf,
         max_frame,
-        handshake_timeout,
+        handshake_deadline,
         &stop,
         &metrics,
     )
     .await;
     match &ending {
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
+        // Already logged, with its figures, when it was cut off.
+        Ending::Closed(_) if cut_off.is_cut_off() => {}
         Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),
     }
     if let Ending::Closed(reason) = ending {
         if let Some(conn) = core.lock().conns.get(&conn_id) {
-            let _ = conn.out.send(Outbound::Close(reason));
+            conn.out.send(Outbound::Close(reason));
         }
     }
     core.lock().unregister_conn(conn_id);
+    // The write loop ends once no sender is left.
+    drop(cut_off);
     let _ = writer_task.await;
 }
 
@@ -155,18 +165,22 @@ pub async fn handle_connection<R, W>(
 async fn read_loop(
     core: &Arc<Mutex<Core>>,
     conn_id: ConnId,
-    reader: &mut (impl AsyncRead + Unpin),
+    reader: &mut impl ConnReader,
     buf: &mut BytesMut,
     max_frame: usize,
-    handshake_timeout: Duration,
+    handshake_deadline: tokio::time::Instant,
     stop: &CancellationToken,
     metrics: &Metrics,
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
-    let handshake_deadline = tokio::time::Instant::now() + handshake_timeout;
     loop {
         loop {
+            // A connection cut off (or closed) by the server runs none of the
+            // requests it still has buffered.
+            if stop.is_cancelled() {
+                return Ending::Closed("closed by the server".into());
+            }
             let frame = match codec.decode(buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -207,7 +221,7 @@ async fn read_loop(
             _ = tokio::time::sleep_until(handshake_deadline), if !attached => {
                 return Ending::Closed("no handshake before the timeout".into())
             }
-            read = reader.read_buf(buf) => read,
+            read = read_some(reader, buf) => read,
         };
         match read {
             Ok(0) => return Ending::PeerClosed,
@@ -217,47 +231,94 @@ async fn read_loop(
     }
 }
 
-/// Writes queued frames in order, batching whatever is ready into one flush.
+/// Reads what the connection has into `buf`. An empty buffer is given back
+/// before waiting, so an idle connection holds no read buffer.
+async fn read_some(reader: &mut impl ConnReader, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
+    }
+    reader.read_some(buf).await
+}
+
+/// Writes queued frames in order, batching whatever is ready into one write.
 /// A frame that depends on a change not yet on disk waits for the log (what
-/// is before it is flushed first). Ends on a Close (after flushing) or when
-/// the core drops the connection's sender; either way it tells the read loop
-/// to stop.
+/// is before it is written first). Ends on a Close (after writing what came
+/// before it), when the core drops the connection's sender, or at once when
+/// the connection is cut off for not reading; it then tells the read loop to
+/// stop.
 async fn write_loop(
-    writer: impl AsyncWrite + Unpin,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut writer: impl ConnWriter,
+    mut rx: OutboundReceiver,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    'outer: while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Outbound::Frame { frame, after } => {
-                    if *durable.borrow() < after {
-                        if writer.flush().await.is_err() {
-                            break 'outer;
+    // Allocated only while there is something to send, so an idle
+    // connection holds no write buffer.
+    let mut batch: Vec<u8> = Vec::new();
+    // Every wait below (a full socket, the log) ends when the connection is
+    // cut off for not reading.
+    let cut_off = rx.cut_off();
+    let sent = async {
+        'outer: while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Outbound::Frame { frame, after } => {
+                        if *durable.borrow() < after {
+                            if write_batch(&mut writer, &mut batch).await.is_err() {
+                                break 'outer;
+                            }
+                            if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
+                                // The log writer is gone: the server is stopping.
+                                break 'outer;
+                            }
                         }
-                        if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
-                            // The log writer is gone: the server is stopping.
+                        batch.extend_from_slice(&frame);
+                        rx.written(frame.len());
+                        if batch.len() >= WRITE_BATCH_BYTES
+                            && write_batch(&mut writer, &mut batch).await.is_err()
+                        {
                             break 'outer;
                         }
                     }
-                    if writer.write_all(&frame).await.is_err() {
+                    Outbound::Close(_) => {
+                        let _ = write_batch(&mut writer, &mut batch).await;
                         break 'outer;
                     }
                 }
-                Outbound::Close(_) => {
-                    let _ = writer.flush().await;
-                    break 'outer;
-                }
+                next = rx.try_recv();
             }
-            next = rx.try_recv().ok();
+            if write_batch(&mut writer, &mut batch).await.is_err() {
+                break;
+            }
         }
-        if writer.flush().await.is_err() {
-            break;
-        }
+    };
+    let finished = tokio::select! {
+        _ = sent => true,
+        _ = cut_off.cancelled() => false,
+    };
+    if finished && !cut_off.is_cancelled() {
+        let _ = writer.shutdown().await;
+    } else {
+        // The client does not read: reset the connection so the kernel drops
+        // what it still holds for it too.
+        writer.reset();
     }
-    let _ = writer.shutdown().await;
     stop.cancel();
+}
+
+/// Bytes gathered before a write goes out even if more frames are queued.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// Writes the batch and empties it, giving back a large buffer.
+async fn write_batch(writer: &mut impl ConnWriter, batch: &mut Vec<u8>) -> std::io::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    writer.write_all(batch).await?;
+    batch.clear();
+    if batch.capacity() > 4096 {
+        *batch = Vec::new();
+    }
+    Ok(())
 }

@@ -17,6 +17,7 @@ use canopy_protocol::{
 
 use crate::acl;
 use crate::path;
+use crate::quota::{self, WriteLimits};
 use crate::tree::{
     NodeKind, Tree, CONFIG_PATH, CONTAINER_OWNER, MAX_TTL, QUOTA_PATH, ZOOKEEPER_PATH,
 };
@@ -47,6 +48,7 @@ pub struct Prep<'a> {
     session_id: i64,
     identities: &'a [Id],
     rules: PrepRules,
+    limits: WriteLimits,
 }
 
 /// Whether a path is one ZooKeeper never lets a client delete.
@@ -85,7 +87,15 @@ impl<'a> Prep<'a> {
             session_id,
             identities,
             rules,
+            limits: WriteLimits::default(),
         }
+    }
+
+    /// Applies quotas and the children cap to creates and setData (none by
+    /// default).
+    pub fn with_limits(mut self, limits: WriteLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn view(&self, path: &str) -> Result<NodeView, ErrorCode> {
@@ -145,6 +155,16 @@ impl<'a> Prep<'a> {
         if matches!(NodeKind::from_owner(parent.owner), NodeKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        // Where ZooKeeper checks quotas: after the existence and parent checks.
+        if self.limits.enforce_quota {
+            let bytes = request.data.as_ref().map_or(0, |d| d.len() as i64);
+            quota::check_quota(self.tree, &path, bytes, 1)?;
+        }
+        quota::check_children(
+            parent_path,
+            parent.num_children.max(0) as usize,
+            self.limits.max_children,
+        )?;
         // The opcode, not the flags, makes a container: ZooKeeper records a
         // plain create with the container flag as a persistent node.
         let owner = if op == OpCode::CreateContainer {
@@ -250,6 +270,12 @@ impl<'a> Prep<'a> {
         valid_path(path)?;
         let node = self.view(path)?;
         self.check_acl(&node, perms::WRITE)?;
+        // ZooKeeper checks the quota between the ACL and the version.
+        if self.limits.enforce_quota {
+            let old = self.tree.get(path).map_or(0, |n| n.data_len() as i64);
+            let new = data.as_ref().map_or(0, |d| d.len() as i64);
+            quota::check_quota(self.tree, path, new - old, 0)?;
+        }
         let version = next_version(node.version, expected)?;
         self.overlay
             .insert(path.to_string(), Some(NodeView { version, ..node }));

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use canopy_protocol::{Acl, Stat};
 
 use crate::path;
+use crate::quota::QuotaIndex;
 use crate::txn::{Txn, TxnHeader};
 
 /// `ephemeralOwner` of a container node (ZooKeeper's `CONTAINER_EPHEMERAL_OWNER`).
@@ -209,6 +210,8 @@ pub struct Tree {
     /// One shared copy of each distinct ACL (most nodes share a handful), as
     /// ZooKeeper's ReferenceCountedACLCache keeps them.
     acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    /// The paths with a quota under `/zookeeper/quota` (see [`crate::quota`]).
+    quotas: QuotaIndex,
 }
 
 impl Default for Tree {
@@ -237,6 +240,7 @@ impl Tree {
             ttls: HashSet::new(),
             data_size: 0,
             acl_cache: HashMap::new(),
+            quotas: QuotaIndex::default(),
         };
         for (path, node) in [
             ("/", root),
@@ -291,6 +295,7 @@ impl Tree {
             ttls: HashSet::new(),
             data_size: 0,
             acl_cache: HashMap::new(),
+            quotas: QuotaIndex::default(),
         };
         // The open ancestors of the current node, each with the names of its
         // children seen so far (in order, so the set is built without sorting).
@@ -327,6 +332,7 @@ impl Tree {
         if !tree.nodes.contains_key("/") {
             return Err("there is no root node".into());
         }
+        tree.rebuild_quotas();
         Ok(tree)
     }
 
@@ -368,6 +374,25 @@ impl Tree {
                     .insert(path.to_string());
             }
             NodeKind::Persistent => {}
+        }
+    }
+
+    pub fn quotas(&self) -> &QuotaIndex {
+        &self.quotas
+    }
+
+    pub(crate) fn quotas_mut(&mut self) -> &mut QuotaIndex {
+        &mut self.quotas
+    }
+
+    /// Replaces a node's data without a new version, mzxid or event: how
+    /// the server keeps quota stats nodes current, as ZooKeeper does.
+    pub(crate) fn set_data_silently(&mut self, path: &str, data: Bytes) {
+        let new_len = data.len() as i64;
+        if let Some(node) = self.node_mut(path) {
+            let old_len = node.data_len() as i64;
+            node.data = Some(data);
+            self.data_size += new_len - old_len;
         }
     }
 
@@ -497,6 +522,8 @@ impl Tree {
                 node.version = *version;
                 node.mzxid = header.zxid;
                 node.mtime = header.time;
+                let new_len = node.data_len() as i64;
+                self.quota_after_set_data(path, old_len as i64, new_len);
                 events.push(TreeEvent::DataChanged(path.clone()));
             }
             Txn::SetAcl { path, acl, version } => {
@@ -545,9 +572,11 @@ impl Tree {
         parent.creates = parent_cversion;
         parent.pzxid = header.zxid;
         let node = Node::new(data, self.intern_acl(acl), header, owner);
-        self.data_size += path.len() as i64 + node.data_len() as i64;
+        let data_len = node.data_len() as i64;
+        self.data_size += path.len() as i64 + data_len;
         self.index(path, &node);
         self.nodes.insert(path.to_string(), Arc::new(node));
+        self.quota_after_create(path, data_len);
         Ok(())
     }
 
@@ -580,6 +609,7 @@ impl Tree {
                 parent.pzxid = header.zxid;
             }
         }
+        self.quota_after_delete(path, node.data_len() as i64);
         Ok(())
     }
 }

@@ -255,8 +255,7 @@ async fn negative_length_prefix_closes_only_that_connection() {
 }
 
 // A client that connects and never completes the handshake is closed after
-// the handshake timeout (which follows the maximum session timeout, 2 s on
-// the test server): silent, a few bytes of a length, or a partial frame.
+// the handshake timeout (2 s on the test server): silent, a few bytes of a length, or a partial frame.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_that_never_handshakes_is_closed() {
     let server = start_server().await;
@@ -275,7 +274,7 @@ async fn client_that_never_handshakes_is_closed() {
         }
     };
     tokio::pin!(closes);
-    // The handshake timeout equals the maximum session timeout, so the
+    // The handshake timeout equals the maximum session timeout here, so the
     // bystander pings meanwhile to keep its own session alive.
     let mut bystander = bystander;
     loop {

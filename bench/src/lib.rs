@@ -13,6 +13,7 @@
 //! - [`stats`]: latency histograms and error counts; [`report`]: the summary
 //!   for people and the JSON line for scripts; [`procfs`]: server CPU and RSS.
 //! - [`progress`]: the progress bar.
+//! - [`hostile`]: the hardening load tests (`canopy-hostile`).
 //!
 //! # Entry points
 //! `canopy bench ARGS` is `run(BenchArgs)`; [`main_with_args`] parses argv.
@@ -20,6 +21,7 @@
 pub mod args;
 pub mod conn;
 pub mod driver;
+pub mod hostile;
 pub mod payload;
 pub mod procfs;
 pub mod progress;

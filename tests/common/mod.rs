@@ -47,7 +47,7 @@ impl Drop for TestServer {
 
 /// Settings for a test server: 127.0.0.1, a free port, a temporary data
 /// folder, a 100 ms tick and session timeouts clamped into [200 ms, 2 s]
-/// (so the handshake timeout, which follows the maximum, is 2 s).
+/// and a 2 s handshake timeout.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         bind: [127, 0, 0, 1].into(),
@@ -58,6 +58,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         max_session_timeout_ms: 20 * TICK_MS as i32,
         // No admin server unless a test asks for one (never the default 8080).
         admin_port: 0,
+        handshake_timeout_ms: 2000,
         ..Config::default()
     }
 }
@@ -167,6 +168,19 @@ impl RawClient {
             .expect("connect in time")
             .expect("connect");
         stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+            next_xid: 1,
+            session_id: 0,
+            passwd: Bytes::new(),
+            timeout_ms: 0,
+            notifications: VecDeque::new(),
+        }
+    }
+
+    /// Wraps a stream opened elsewhere (e.g. with socket options set).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         RawClient {
             stream,
             buf: BytesMut::new(),

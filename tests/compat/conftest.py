@@ -227,12 +227,15 @@ class Server:
         self._impl.stop()
 
 
-def start_server(tick_ms=TICK_MS) -> Server:
-    """Start a fresh server of the selected target kind."""
+def start_server(tick_ms=TICK_MS, canopy_args=(), zk_props=()) -> Server:
+    """Start a fresh server of the selected target kind; ``canopy_args`` are
+    extra ``canopy serve`` flags, ``zk_props`` extra ZooKeeper JVM
+    properties, for a setting both servers have (e.g. enforced quotas)."""
     if TARGET == "zookeeper":
         try:
             from zkref import ZkReference
-            impl = ZkReference(tick_ms=tick_ms, java_props=ZK_JAVA_PROPS)
+            impl = ZkReference(tick_ms=tick_ms,
+                               java_props=[*ZK_JAVA_PROPS, *zk_props])
             impl.start()
         except ImportError:
             impl = _MiniZk(tick_ms).start()
@@ -240,7 +243,7 @@ def start_server(tick_ms=TICK_MS) -> Server:
     binary = os.environ.get("CANOPY_BIN")
     if not binary:
         pytest.exit("set CANOPY_BIN=/path/to/canopy (or COMPAT_TARGET=zookeeper)", 2)
-    return Server("canopy", CanopyServer(binary, tick_ms).start())
+    return Server("canopy", CanopyServer(binary, tick_ms, canopy_args).start())
 
 
 class RestartableServer:

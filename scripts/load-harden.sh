@@ -56,7 +56,10 @@ run() {
     local name="$1"; shift
     local port; port="$(free_port)"
     rm -rf "$WORK/data"
+    # Every load client comes from 127.0.0.1: no per-address cap (ZooKeeper's
+    # maxClientCnxns=0), and no admin server.
     "$CANOPY" serve --bind 127.0.0.1 --port "$port" --data-dir "$WORK/data" \
+        --max-client-cnxns 0 --admin-port 0 \
         >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do

@@ -2,6 +2,7 @@
 //! turns frames into requests, and the write loop that sends replies and
 //! notifications in the order the core queued them.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use canopy_protocol::{
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +24,36 @@ use crate::metrics::Metrics;
 use crate::outbound::{self, OutboundReceiver};
 use crate::stream::{ConnReader, ConnWriter};
 
-/// Accepts connections until `shutdown` is cancelled.
+/// Accepts connections on the client port until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: CancellationToken) {
+    accept_loop(
+        listener,
+        core,
+        shutdown,
+        "client port",
+        |core, socket, addr| async move {
+            let _ = socket.set_nodelay(true);
+            let (reader, writer) = socket.into_split();
+            handle_connection(core, reader, writer, addr, Vec::new()).await;
+        },
+    )
+    .await;
+}
+
+/// Accepts connections until `shutdown` is cancelled and runs `serve_one` for
+/// each that the access lists and connection limits admit (a refused socket
+/// is dropped before a byte is read). The admission is held until
+/// `serve_one` ends, so the connection keeps its place in the limits.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    core: Arc<Mutex<Core>>,
+    shutdown: CancellationToken,
+    port: &'static str,
+    serve_one: F,
+) where
+    F: Fn(Arc<Mutex<Core>>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let access = core.lock().access.clone();
     loop {
         let accepted = tokio::select! {
@@ -33,27 +62,22 @@ pub async fn serve(listener: TcpListener, core: Arc<Mutex<Core>>, shutdown: Canc
         };
         match accepted {
             Ok((socket, addr)) => {
-                // Access lists and connection limits, before a byte is read;
-                // the admission is held until the connection ends.
                 let admission = match access.admit(addr.ip()) {
                     Ok(admission) => admission,
                     Err(refusal) => {
-                        tracing::warn!(%addr, reason = refusal.label(), "connection refused");
-                        drop(socket);
+                        tracing::warn!(%addr, port, reason = refusal.label(), "connection refused");
                         continue;
                     }
                 };
-                let core = core.clone();
-                let _ = socket.set_nodelay(true);
-                let (reader, writer) = socket.into_split();
+                let connection = serve_one(core.clone(), socket, addr);
                 tokio::spawn(async move {
-                    handle_connection(core, reader, writer, addr, Vec::new()).await;
+                    connection.await;
                     drop(admission);
                 });
             }
             Err(err) => {
                 // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(%err, "accept failed");
+                tracing::warn!(%err, port, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

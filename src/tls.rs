@@ -115,35 +115,14 @@ pub async fn serve(
     core: Arc<Mutex<Core>>,
     shutdown: CancellationToken,
 ) {
-    let access = core.lock().access.clone();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((socket, addr)) => {
-                // The same access lists and limits as the plain port.
-                let admission = match access.admit(addr.ip()) {
-                    Ok(admission) => admission,
-                    Err(refusal) => {
-                        tracing::warn!(%addr, reason = refusal.label(), "TLS connection refused");
-                        continue;
-                    }
-                };
-                let core = core.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    handle_tls(core, acceptor, socket, addr).await;
-                    drop(admission);
-                });
-            }
-            Err(err) => {
-                tracing::warn!(%err, "accept failed on the secure port");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    net::accept_loop(
+        listener,
+        core,
+        shutdown,
+        "secure port",
+        move |core, socket, addr| handle_tls(core, acceptor.clone(), socket, addr),
+    )
+    .await;
 }
 
 async fn handle_tls(
@@ -153,7 +132,8 @@ async fn handle_tls(
     addr: SocketAddr,
 ) {
     let _ = socket.set_nodelay(true);
-    let timeout = Duration::from_millis(core.lock().config.max_session_timeout_ms.max(1000) as u64);
+    // The TLS handshake is part of the connection's handshake time.
+    let timeout = Duration::from_millis(core.lock().config.handshake_timeout_ms.max(1));
     let stream = match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {

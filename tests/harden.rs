@@ -64,6 +64,8 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
     let server = start_server_with(|config| {
         config.max_outbound_bytes = 256 * 1024;
         config.max_session_timeout_ms = 60_000;
+        // Every client comes from 127.0.0.1.
+        config.max_client_cnxns = 0;
     })
     .await;
     let mut writer = RawClient::connect_with_timeout(server.addr, 60_000).await;
@@ -186,6 +188,7 @@ async fn idle_connections_cost_no_threads() {
     let server = start_server_with(|config| {
         config.max_session_timeout_ms = 60_000;
         config.handshake_timeout_ms = 60_000;
+        config.max_client_cnxns = 0;
     })
     .await;
     // Warm up: the first connection may start the runtime's helper threads.
@@ -237,7 +240,11 @@ async fn handshake_timeout_is_configurable() {
 // change a writer makes meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frame_flood_closes_each_connection_and_nothing_else() {
-    let server = start_server_with(|config| config.max_session_timeout_ms = 60_000).await;
+    let server = start_server_with(|config| {
+        config.max_session_timeout_ms = 60_000;
+        config.max_client_cnxns = 0;
+    })
+    .await;
     let mut writer = RawClient::connect_with_timeout(server.addr, 60_000).await;
     let mut watcher = RawClient::connect_with_timeout(server.addr, 60_000).await;
     assert_eq!(writer.create("/flood", b"0", 0).await.err(), 0);

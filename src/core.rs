@@ -391,7 +391,13 @@ impl Core {
 
     /// Expires every session whose deadline has passed.
     pub fn expire_sessions(&mut self) -> usize {
-        let now = self.now_ms();
+        self.expire_sessions_at(self.now_ms())
+    }
+
+    /// Expires every session whose deadline is at or before `now_ms` on the
+    /// monotonic clock of [`Core::now_ms`] (tests pass a time ahead of it).
+    pub fn expire_sessions_at(&mut self, now_ms: u64) -> usize {
+        let now = now_ms;
         let expired = self.sessions.expired(now);
         for id in &expired {
             tracing::info!(session = format!("0x{id:x}"), "session expired");
@@ -403,7 +409,13 @@ impl Core {
     /// Removes empty containers and expired TTL nodes (ZooKeeper's
     /// ContainerManager), each as a change of its own.
     pub fn remove_expired_containers(&mut self) -> usize {
-        let doomed = self.tree.expired_containers(wall_clock_ms());
+        self.remove_expired_containers_at(wall_clock_ms())
+    }
+
+    /// Removes the containers and TTL nodes due at wall-clock time `wall_ms`
+    /// (tests pass a time ahead of the clock).
+    pub fn remove_expired_containers_at(&mut self, wall_ms: i64) -> usize {
+        let doomed = self.tree.expired_containers(wall_ms);
         let mut removed = 0;
         for path in doomed {
             let result = Prep::new(&self.tree, 0, &[], self.rules()).delete_container(&path);

@@ -17,6 +17,8 @@
 //! - [`acl`]: ACL schemes, checks and `addauth`.
 //! - [`path`]: znode path rules.
 //! - [`fourlw`]: the four-letter words; [`stats`]: their counters.
+//! - [`testing`]: a socket-free core and invariant checks, for tests and
+//!   the fuzz targets.
 //!
 //! The wire format lives in the `canopy-protocol` crate.
 
@@ -31,6 +33,7 @@ pub mod server;
 pub mod session;
 pub mod stats;
 pub mod storage;
+pub mod testing;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -588,12 +588,16 @@ impl Core {
                 })
             }
             Request::Check(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).check(&r);
-                self.write(session_id, prepared, |core, _| {
-                    Response::Stat(StatResponse {
-                        stat: core.stat_of(&r.path),
-                    })
-                })
+                // A check outside a multi is a read in ZooKeeper 3.9
+                // (FinalRequestProcessor's handleCheckVersionRequest): no
+                // zxid, READ permission, and a reply with no body. Found by
+                // the session_ops fuzz target: the reply had a Stat that
+                // ZooKeeper's (and our own) client does not expect.
+                let node = self.readable(&r.path, &identities)?;
+                if r.version != -1 && r.version != node.version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                Ok(Response::Empty)
             }
             Request::Multi(multi) => {
                 let (txn, _ok) =

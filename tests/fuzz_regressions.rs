@@ -166,3 +166,35 @@ fn a_malformed_request_closes_only_its_connection() {
     let (header, _) = call(&mut good, &mut core, 1, create("/still-fine", 0));
     assert_eq!(header.err, 0);
 }
+
+/// Found by session_ops: a check outside a multi was answered with a Stat
+/// body (and took a zxid), which no client decodes. ZooKeeper 3.9 treats it
+/// as a read: NoNode, NoAuth (READ), BadVersion or OK, with no body.
+#[test]
+fn a_standalone_check_is_a_read_with_an_empty_reply() {
+    use canopy_protocol::CheckVersionRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut core = open_core(dir.path(), |_| {}).unwrap();
+    let (mut conn, _) = connect(&mut core);
+    call(&mut conn, &mut core, 1, create("/v", 0));
+    let zxid = core.last_zxid;
+    let check = |version| {
+        Request::Check(CheckVersionRequest {
+            path: "/v".into(),
+            version,
+        })
+    };
+    let (header, reply) = call(&mut conn, &mut core, 2, check(0));
+    assert_eq!((header.err, reply), (0, Some(Response::Empty)));
+    let (header, _) = call(&mut conn, &mut core, 3, check(-1));
+    assert_eq!(header.err, 0);
+    let (header, _) = call(&mut conn, &mut core, 4, check(7));
+    assert_eq!(header.err, canopy_protocol::ErrorCode::BadVersion.code());
+    let missing = Request::Check(CheckVersionRequest {
+        path: "/missing".into(),
+        version: -1,
+    });
+    let (header, _) = call(&mut conn, &mut core, 5, missing);
+    assert_eq!(header.err, canopy_protocol::ErrorCode::NoNode.code());
+    assert_eq!(core.last_zxid, zxid, "a check takes no zxid");
+}

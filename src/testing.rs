@@ -244,7 +244,10 @@ pub fn check_invariants(core: &Core) -> Result<(), String> {
             if !node.children.is_empty() {
                 return Err(format!("ephemeral {node_path} has children"));
             }
-            ephemerals.entry(owner).or_default().insert(node_path.clone());
+            ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(node_path.clone());
         }
     }
     if reachable != tree.node_count() {

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use canopy::core::{Core, Outbound};
 use canopy::testing::{check_invariants, open_core, TestConn};
 use canopy_protocol::{
-    Acl, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, Jute, ReplyHeader,
-    Request, Response, Stat,
+    Acl, ConnectRequest, ConnectResponse, CreateRequest, DeleteRequest, Jute, ReplyHeader, Request,
+    Response, Stat,
 };
 
 fn addr() -> SocketAddr {
@@ -67,7 +67,8 @@ fn call(
             (header.xid == xid).then(|| (header, rest.to_vec()))
         })
         .expect("a reply with the request's xid");
-    let response = (reply.0.err == 0).then(|| Response::decode(request.op_code(), &reply.1).unwrap());
+    let response =
+        (reply.0.err == 0).then(|| Response::decode(request.op_code(), &reply.1).unwrap());
     check_invariants(core).unwrap();
     (reply.0, response)
 }
@@ -93,7 +94,10 @@ fn stat(core: &Core, path: &str) -> Stat {
 fn built_in_nodes_report_zookeepers_negative_cversion() {
     let dir = tempfile::tempdir().unwrap();
     let core = open_core(dir.path(), |_| {}).unwrap();
-    assert_eq!((stat(&core, "/").cversion, stat(&core, "/").num_children), (-1, 1));
+    assert_eq!(
+        (stat(&core, "/").cversion, stat(&core, "/").num_children),
+        (-1, 1)
+    );
     assert_eq!(stat(&core, "/zookeeper").cversion, -2);
     check_invariants(&core).unwrap();
 }
@@ -110,7 +114,9 @@ fn ephemerals_go_with_their_session_and_parents_count_every_change() {
     for xid in 2..5 {
         let (header, reply) = call(&mut owner, &mut core, xid, create("/svc/p-", 3));
         assert_eq!(header.err, 0);
-        let Some(Response::Create2(created)) = reply else { panic!("{reply:?}") };
+        let Some(Response::Create2(created)) = reply else {
+            panic!("{reply:?}")
+        };
         assert_eq!(created.stat.ephemeral_owner, session);
     }
     let before = stat(&core, "/svc");
@@ -150,7 +156,10 @@ fn expired_sessions_lose_their_ephemerals() {
     assert_eq!(core.expire_sessions_at(far), 1);
     assert!(core.tree.get("/e").is_none());
     conn.take(&mut core);
-    assert!(conn.closed().is_some(), "the expired session's connection is closed");
+    assert!(
+        conn.closed().is_some(),
+        "the expired session's connection is closed"
+    );
     check_invariants(&core).unwrap();
 }
 
@@ -161,7 +170,10 @@ fn a_malformed_request_closes_only_its_connection() {
     let (mut bad, _) = connect(&mut core);
     let (mut good, _) = connect(&mut core);
     // A create whose path length runs past the frame.
-    bad.feed(&mut core, &framed(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 99, b'/']));
+    bad.feed(
+        &mut core,
+        &framed(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 99, b'/']),
+    );
     assert!(bad.closed().is_some());
     let (header, _) = call(&mut good, &mut core, 1, create("/still-fine", 0));
     assert_eq!(header.err, 0);

@@ -21,8 +21,7 @@ fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
 fn check_request_roundtrip(header: &RequestHeader, request: &Request) {
     assert_eq!(header.op_type, request.op_code() as i32);
     let bytes = encode_request(header.xid, request);
-    let (header2, request2) =
-        Request::decode_frame(&bytes).expect("an encoded request decodes");
+    let (header2, request2) = Request::decode_frame(&bytes).expect("an encoded request decodes");
     assert_eq!(&header2, header);
     assert_eq!(&request2, request);
     assert_eq!(encode_request(header2.xid, &request2), bytes);

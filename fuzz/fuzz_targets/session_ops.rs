@@ -774,6 +774,8 @@ impl Harness {
                     c.next_xid += 1;
                     c.next_xid
                 });
+                // Noted before sending: setWatches fires missed events at once.
+                c.note_watches(&request);
                 let mut body = Vec::new();
                 request.encode_frame(xid, &mut body);
                 self.deliver(i, &body);
@@ -790,6 +792,9 @@ impl Harness {
                 }
                 let frame = &frame;
                 let decoded = Request::decode_frame(frame).ok();
+                if let Some((_, request)) = &decoded {
+                    self.clients[i].note_watches(request);
+                }
                 let xid = RequestHeader::decode(frame).map_or(0, |(_, h)| h.xid);
                 self.deliver(i, frame);
                 sent = Some((i, xid, decoded.map(|(_, r)| r)));
@@ -880,11 +885,6 @@ impl Harness {
                 Some(_) => assert_eq!(reply_count, 1, "one reply per request"),
                 None => assert!(reply_count <= 1 && closed, "a bad frame must close"),
             }
-        }
-        // Watches are noted after the step: a request's own notifications
-        // cannot come from watches it sets.
-        if let Some((i, _, Some(request))) = &sent {
-            self.clients[*i].note_watches(request);
         }
         self.clients.retain(|c| c.conn.closed().is_none());
 

@@ -52,3 +52,6 @@ CANOPY_BIN="$PWD/target/debug/canopy" "$VENV/bin/python" -m pytest -q -p no:cach
 
 echo "== the same suite against Apache ZooKeeper, to prove the tests hold for the real thing"
 COMPAT_TARGET=zookeeper "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/compat
+
+echo "== fuzzing: each cargo-fuzz target for about a minute on its corpus (fuzz/README.md)"
+scripts/fuzz-smoke.sh

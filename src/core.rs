@@ -423,7 +423,13 @@ impl Core {
 
     /// Expires every session whose deadline has passed.
     pub fn expire_sessions(&mut self) -> usize {
-        let now = self.now_ms();
+        self.expire_sessions_at(self.now_ms())
+    }
+
+    /// Expires every session whose deadline is at or before `now_ms` on the
+    /// monotonic clock of [`Core::now_ms`] (tests pass a time ahead of it).
+    pub fn expire_sessions_at(&mut self, now_ms: u64) -> usize {
+        let now = now_ms;
         let expired = self.sessions.expired(now);
         for id in &expired {
             tracing::info!(session = format!("0x{id:x}"), "session expired");
@@ -435,7 +441,13 @@ impl Core {
     /// Removes empty containers and expired TTL nodes (ZooKeeper's
     /// ContainerManager), each as a change of its own.
     pub fn remove_expired_containers(&mut self) -> usize {
-        let doomed = self.tree.expired_containers(wall_clock_ms());
+        self.remove_expired_containers_at(wall_clock_ms())
+    }
+
+    /// Removes the containers and TTL nodes due at wall-clock time `wall_ms`
+    /// (tests pass a time ahead of the clock).
+    pub fn remove_expired_containers_at(&mut self, wall_ms: i64) -> usize {
+        let doomed = self.tree.expired_containers(wall_ms);
         let mut removed = 0;
         for path in doomed {
             let result = Prep::new(&self.tree, 0, &[], self.rules()).delete_container(&path);
@@ -625,12 +637,16 @@ impl Core {
                 })
             }
             Request::Check(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).check(&r);
-                self.write(session_id, prepared, |core, _| {
-                    Response::Stat(StatResponse {
-                        stat: core.stat_of(&r.path),
-                    })
-                })
+                // A check outside a multi is a read in ZooKeeper 3.9
+                // (FinalRequestProcessor's handleCheckVersionRequest): no
+                // zxid, READ permission, and a reply with no body. Found by
+                // the session_ops fuzz target: the reply had a Stat that
+                // ZooKeeper's (and our own) client does not expect.
+                let node = self.readable(&r.path, &identities)?;
+                if r.version != -1 && r.version != node.version {
+                    return Err(ErrorCode::BadVersion);
+                }
+                Ok(Response::Empty)
             }
             Request::Multi(multi) => {
                 let (txn, _ok) = Prep::new(&self.tree, session_id, &identities, rules)

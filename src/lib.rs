@@ -31,6 +31,8 @@
 //! - [`logging`]: text or JSON logs, level changeable at run time.
 //! - [`shutdown`]: graceful stop on SIGTERM.
 //! - [`zoocfg`]: reading a ZooKeeper `zoo.cfg`.
+//! - [`testing`]: a socket-free core and invariant checks, for tests and
+//!   the fuzz targets.
 //!
 //! The wire format lives in the `canopy-protocol` crate.
 
@@ -57,6 +59,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod storage;
 pub mod stream;
+pub mod testing;
 pub mod tls;
 pub mod tree;
 pub mod txn;

@@ -14,12 +14,14 @@ if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
     $SUDO apt-get install -y -q zookeeper zookeeper-bin default-jre-headless
 fi
 
-if ! command -v tmux >/dev/null; then
-    echo "== installing tmux (the CLI's interactive tests drive the shell and browser in it)"
+# tmux: the CLI's interactive tests drive the shell and browser in it;
+# openssl: the TLS tests make throwaway certificates with it.
+if ! command -v tmux >/dev/null || ! command -v openssl >/dev/null; then
+    echo "== installing tmux and openssl"
     export DEBIAN_FRONTEND=noninteractive
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -q
-    $SUDO apt-get install -y -q tmux
+    $SUDO apt-get install -y -q tmux openssl
 fi
 
 VENV=.venv

@@ -70,10 +70,12 @@ impl Conn {
     /// Queues a frame that shows the state as of zxid `after`: it goes out
     /// only once that zxid is durable.
     fn send(&self, frame: Bytes, after: i64) {
-        self.metrics.add_sent(frame.len());
         // Never waits: a connection whose queue is full or closed is being
-        // cut off or going away; nothing to do here.
-        self.out.send_frame(frame, after);
+        // cut off or going away; nothing to do here but not count it.
+        let size = frame.len();
+        if self.out.send_frame(frame, after) {
+            self.metrics.add_sent(size);
+        }
     }
 }
 

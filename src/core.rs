@@ -238,6 +238,14 @@ impl Core {
         }
     }
 
+    /// The open connections in the order they were opened, as `cons`,
+    /// `stat` and the admin server list them.
+    pub fn conns_in_order(&self) -> Vec<&Conn> {
+        let mut conns: Vec<_> = self.conns.iter().collect();
+        conns.sort_by_key(|(id, _)| **id);
+        conns.into_iter().map(|(_, conn)| conn).collect()
+    }
+
     pub fn register_conn(&mut self, addr: SocketAddr, out: OutboundSender) -> ConnId {
         let id = self.next_conn_id;
         self.next_conn_id += 1;

@@ -182,11 +182,9 @@ pub fn millis_since_epoch(time: SystemTime) -> u128 {
 
 /// One line per connection, as `stat` (brief) and `cons` (full) print them.
 fn connection_lines(core: &Core, full: bool) -> Vec<String> {
-    let mut conns: Vec<_> = core.conns.iter().collect();
-    conns.sort_by_key(|(id, _)| **id);
-    conns
+    core.conns_in_order()
         .into_iter()
-        .map(|(_, conn)| {
+        .map(|conn| {
             let s = &conn.stats;
             let mut line = format!(
                 " /{}:{}[1](queued=0,recved={},sent={}",

@@ -12,39 +12,10 @@ use crate::path;
 use crate::quota::QuotaIndex;
 use crate::txn::{Txn, TxnHeader};
 
-/// `ephemeralOwner` of a container node (ZooKeeper's `CONTAINER_EPHEMERAL_OWNER`).
-pub const CONTAINER_OWNER: i64 = i64::MIN;
-/// The high byte that marks a TTL node's `ephemeralOwner`; the TTL is below it.
-const TTL_MARK: i64 = 0xff00_0000_0000_0000_u64 as i64;
-/// The longest TTL ZooKeeper accepts, in milliseconds (40 bits).
-pub const MAX_TTL: i64 = 0xff_ffff_ffff;
-
-/// What kind of node an `ephemeralOwner` value stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
-    Persistent,
-    Ephemeral(i64),
-    Container,
-    Ttl(i64),
-}
-
-impl NodeKind {
-    pub fn from_owner(owner: i64) -> NodeKind {
-        if owner == 0 {
-            NodeKind::Persistent
-        } else if owner == CONTAINER_OWNER {
-            NodeKind::Container
-        } else if owner & TTL_MARK == TTL_MARK {
-            NodeKind::Ttl(owner & MAX_TTL)
-        } else {
-            NodeKind::Ephemeral(owner)
-        }
-    }
-
-    pub fn ttl_owner(ttl: i64) -> i64 {
-        TTL_MARK | (ttl & MAX_TTL)
-    }
-}
+// How `ephemeralOwner` marks containers and TTL nodes is wire knowledge,
+// shared with the CLI through the protocol crate.
+pub use canopy_protocol::data::{CONTAINER_OWNER, MAX_TTL};
+pub use canopy_protocol::NodeKind;
 
 /// One znode.
 #[derive(Debug, Clone)]

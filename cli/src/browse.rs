@@ -20,7 +20,7 @@ use tokio::runtime::Runtime;
 
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
-use crate::render::{data_text, stat_text, NodeKind};
+use crate::render::{data_text, stat_text};
 use crate::walk::{join, normalize, walk, WalkOptions};
 
 /// What the bottom line is doing.
@@ -386,7 +386,7 @@ impl<'r> Browser<'r> {
                     "  ".repeat(row.depth)
                 ))];
                 if let Some(stat) = stat {
-                    if NodeKind::of(stat).is_ephemeral() {
+                    if stat.kind().is_ephemeral() {
                         spans.push(Span::styled(
                             " (e)",
                             Style::default().add_modifier(Modifier::DIM),

@@ -30,7 +30,7 @@ fn tree_label(node: &Node) -> String {
         children_label(node.stat.num_children),
         node.stat.data_length
     );
-    match NodeKind::of(&node.stat) {
+    match node.stat.kind() {
         NodeKind::Ephemeral(owner) => label.push_str(&format!(" [ephemeral 0x{owner:x}]")),
         NodeKind::Container => label.push_str(" [container]"),
         NodeKind::Ttl(ms) => label.push_str(&format!(" [ttl {ms} ms]")),
@@ -96,7 +96,7 @@ fn nested_json(nodes: &[Node]) -> serde_json::Value {
             "name": node.name(),
             "numChildren": node.stat.num_children,
             "dataLength": node.stat.data_length,
-            "kind": NodeKind::of(&node.stat).name(),
+            "kind": node.stat.kind().name(),
             "children": children,
         })
     }
@@ -133,7 +133,7 @@ pub async fn find(ctx: &mut Ctx, a: &FindArgs) -> CliResult<()> {
         .iter()
         .filter(|n| name.as_ref().is_none_or(|g| g.is_match(n.name())))
         .filter(|n| data.as_ref().is_none_or(|r| r.is_match(&n.data)))
-        .filter(|n| !a.ephemeral || NodeKind::of(&n.stat).is_ephemeral())
+        .filter(|n| !a.ephemeral || n.stat.kind().is_ephemeral())
         .collect();
     if a.common.output == Output::Json {
         let paths: Vec<&str> = matches.iter().map(|n| n.path.as_str()).collect();

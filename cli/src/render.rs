@@ -4,48 +4,8 @@
 
 use base64::Engine as _;
 use canopy_client::{perms, Acl, Id, Stat};
+pub use canopy_protocol::NodeKind;
 use serde_json::{json, Value};
-
-/// ZooKeeper's markers in `ephemeralOwner` for the two extended node types.
-const CONTAINER_OWNER: i64 = i64::MIN;
-const TTL_MARKER: u64 = 0xFF00_0000_0000_0000;
-
-/// What kind of node a Stat describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
-    Persistent,
-    Ephemeral(i64),
-    Container,
-    Ttl(i64),
-}
-
-impl NodeKind {
-    pub fn of(stat: &Stat) -> NodeKind {
-        let owner = stat.ephemeral_owner;
-        if owner == 0 {
-            NodeKind::Persistent
-        } else if owner == CONTAINER_OWNER {
-            NodeKind::Container
-        } else if (owner as u64) & TTL_MARKER == TTL_MARKER {
-            NodeKind::Ttl((owner as u64 & !TTL_MARKER) as i64)
-        } else {
-            NodeKind::Ephemeral(owner)
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            NodeKind::Persistent => "persistent",
-            NodeKind::Ephemeral(_) => "ephemeral",
-            NodeKind::Container => "container",
-            NodeKind::Ttl(_) => "ttl",
-        }
-    }
-
-    pub fn is_ephemeral(self) -> bool {
-        matches!(self, NodeKind::Ephemeral(_))
-    }
-}
 
 /// A time as `java.util.Date.toString()` prints it (in UTC).
 pub fn java_date(ms: i64) -> String {
@@ -107,7 +67,7 @@ pub fn stat_json(stat: &Stat) -> Value {
         "ephemeralOwner": stat.ephemeral_owner,
         "dataLength": stat.data_length,
         "numChildren": stat.num_children,
-        "kind": NodeKind::of(stat).name(),
+        "kind": stat.kind().name(),
     })
 }
 
@@ -325,12 +285,12 @@ mod tests {
     #[test]
     fn kinds_follow_zookeepers_owner_markers() {
         let mut stat = Stat::default();
-        assert_eq!(NodeKind::of(&stat), NodeKind::Persistent);
+        assert_eq!(stat.kind(), NodeKind::Persistent);
         stat.ephemeral_owner = i64::MIN;
-        assert_eq!(NodeKind::of(&stat), NodeKind::Container);
+        assert_eq!(stat.kind(), NodeKind::Container);
         stat.ephemeral_owner = (0xFF00_0000_0000_0000u64 | 5000) as i64;
-        assert_eq!(NodeKind::of(&stat), NodeKind::Ttl(5000));
+        assert_eq!(stat.kind(), NodeKind::Ttl(5000));
         stat.ephemeral_owner = 0x1000_0000_0000_0001;
-        assert!(NodeKind::of(&stat).is_ephemeral());
+        assert!(stat.kind().is_ephemeral());
     }
 }

@@ -60,7 +60,7 @@ pub struct ExportNode {
 
 impl ExportNode {
     fn from_node(root: &str, node: &Node) -> ExportNode {
-        let kind = NodeKind::of(&node.stat);
+        let kind = node.stat.kind();
         let (encoding, data) = match std::str::from_utf8(&node.data) {
             Ok(text) => ("utf8", text.to_string()),
             Err(_) => (

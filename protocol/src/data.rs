@@ -90,3 +90,59 @@ jute_record! {
         pub pzxid: i64,
     }
 }
+
+/// `ephemeralOwner` of a container node (ZooKeeper's `CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// The high byte that marks a TTL node's `ephemeralOwner`; the TTL is below it.
+const TTL_MARK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+/// The longest TTL ZooKeeper accepts, in milliseconds (40 bits).
+pub const MAX_TTL: i64 = 0xff_ffff_ffff;
+
+/// What kind of node an `ephemeralOwner` value stands for: ZooKeeper marks
+/// containers and TTL nodes there, beside the owning session of an ephemeral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Persistent,
+    Ephemeral(i64),
+    Container,
+    Ttl(i64),
+}
+
+impl NodeKind {
+    pub fn from_owner(owner: i64) -> NodeKind {
+        if owner == 0 {
+            NodeKind::Persistent
+        } else if owner == CONTAINER_OWNER {
+            NodeKind::Container
+        } else if owner & TTL_MARK == TTL_MARK {
+            NodeKind::Ttl(owner & MAX_TTL)
+        } else {
+            NodeKind::Ephemeral(owner)
+        }
+    }
+
+    /// The `ephemeralOwner` that marks a TTL node.
+    pub fn ttl_owner(ttl: i64) -> i64 {
+        TTL_MARK | (ttl & MAX_TTL)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeKind::Persistent => "persistent",
+            NodeKind::Ephemeral(_) => "ephemeral",
+            NodeKind::Container => "container",
+            NodeKind::Ttl(_) => "ttl",
+        }
+    }
+
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, NodeKind::Ephemeral(_))
+    }
+}
+
+impl Stat {
+    /// The kind of node this Stat describes, read off `ephemeral_owner`.
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::from_owner(self.ephemeral_owner)
+    }
+}

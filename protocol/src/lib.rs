@@ -35,7 +35,7 @@ pub mod watch;
 
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
 pub use connect::{ConnectRequest, ConnectResponse};
-pub use data::{perms, Acl, Id, Stat};
+pub use data::{perms, Acl, Id, NodeKind, Stat};
 pub use error::{DecodeError, ErrorCode};
 pub use header::{xid, MultiHeader, ReplyHeader, RequestHeader};
 pub use jute::Jute;

@@ -184,11 +184,9 @@ fn configuration(core: &Core) -> Value {
 /// One object per connection; `full` adds the session fields (`connections`)
 /// that `stats` leaves out.
 fn connections(core: &Core, full: bool) -> Vec<Value> {
-    let mut conns: Vec<_> = core.conns.iter().collect();
-    conns.sort_by_key(|(id, _)| **id);
-    conns
+    core.conns_in_order()
         .into_iter()
-        .map(|(_, conn)| {
+        .map(|conn| {
             let s = &conn.stats;
             let mut object = json!({
                 "remote_socket_address": conn.addr.to_string(),

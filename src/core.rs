@@ -943,7 +943,7 @@ impl Core {
         watch: bool,
     ) -> Result<(Option<Bytes>, Stat), ErrorCode> {
         let node = self.readable(path, identities)?;
-        let result = (node.data.clone(), node.stat());
+        let result = (node.data_bytes(), node.stat());
         if watch {
             self.watches.add_data_watch(path, conn_id);
         }
@@ -958,7 +958,10 @@ impl Core {
         watch: bool,
     ) -> Result<(Vec<String>, Stat), ErrorCode> {
         let node = self.readable(path, identities)?;
-        let result = (node.children.iter().cloned().collect(), node.stat());
+        let result = (
+            self.tree.child_names(node).map(str::to_string).collect(),
+            node.stat(),
+        );
         if watch {
             self.watches.add_child_watch(path, conn_id);
         }

@@ -294,13 +294,10 @@ fn dump(core: &Core) -> String {
         }
     }
     let _ = writeln!(out, "ephemeral nodes dump:");
-    let mut owners: Vec<_> = core.tree.all_ephemerals().collect();
-    owners.sort_by_key(|(id, _)| **id);
+    let owners = core.tree.all_ephemerals();
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
     for (id, paths) in owners {
         let _ = writeln!(out, "0x{id:x}:");
-        let mut paths: Vec<_> = paths.iter().collect();
-        paths.sort();
         for path in paths {
             let _ = writeln!(out, "\t{path}");
         }

@@ -105,7 +105,7 @@ impl<'a> Prep<'a> {
                 version: node.version,
                 aversion: node.aversion,
                 creates: node.creates,
-                num_children: node.children.len() as i32,
+                num_children: node.num_children() as i32,
                 owner: node.ephemeral_owner,
                 acl: node.acl.clone(),
             }),

@@ -212,7 +212,7 @@ impl Tree {
             let Some(node) = self.get(&current) else {
                 continue;
             };
-            for child in &node.children {
+            for child in self.child_names(node) {
                 let child_path = path::join(&current, child);
                 if child == LIMIT_NODE {
                     if let Some((root, _)) = root_of_quota_node(&child_path) {
@@ -237,7 +237,7 @@ impl Tree {
         let Some(node) = self.get(&stats_path) else {
             return;
         };
-        let mut stats = StatsTrack::parse(node.data.as_deref().unwrap_or_default());
+        let mut stats = StatsTrack::parse(node.data().unwrap_or_default());
         stats.set(COUNT, stats.count() + count);
         stats.set(BYTES, stats.bytes() + bytes);
         self.set_data_silently(&stats_path, stats.to_text().into_bytes().into());
@@ -265,7 +265,7 @@ impl Tree {
             };
             count += 1;
             bytes += node.data_len() as i64;
-            for child in &node.children {
+            for child in self.child_names(node) {
                 stack.push(path::join(&current, child));
             }
         }
@@ -291,7 +291,7 @@ pub fn check_quota(tree: &Tree, path: &str, bytes: i64, count: i64) -> Result<()
     let Some(limits) = tree.get(&limits_path(root)) else {
         return Ok(());
     };
-    let limits = StatsTrack::parse(limits.data.as_deref().unwrap_or_default());
+    let limits = StatsTrack::parse(limits.data().unwrap_or_default());
     let check_count = count != 0 && (limits.count() > -1 || limits.count_hard_limit() > -1);
     let check_bytes = bytes != 0 && (limits.bytes() > -1 || limits.byte_hard_limit() > -1);
     if !check_count && !check_bytes {
@@ -300,7 +300,7 @@ pub fn check_quota(tree: &Tree, path: &str, bytes: i64, count: i64) -> Result<()
     let Some(stats) = tree.get(&stats_path(root)) else {
         return Ok(());
     };
-    let stats = StatsTrack::parse(stats.data.as_deref().unwrap_or_default());
+    let stats = StatsTrack::parse(stats.data().unwrap_or_default());
     let checks = [
         (
             check_count,

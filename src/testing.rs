@@ -24,7 +24,6 @@ use crate::config::Config;
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::metrics::Metrics;
 use crate::outbound::{self, OutboundReceiver};
-use crate::path;
 use crate::storage::{Storage, StorageError};
 use crate::tree::{NodeKind, Tree};
 
@@ -185,6 +184,8 @@ impl TestConn {
 /// - the approximate data size is the sum over nodes of path and data bytes.
 pub fn check_invariants(core: &Core) -> Result<(), String> {
     let tree = &core.tree;
+    // Links, child counts and the name index agree.
+    tree.check_structure()?;
     let nodes = tree.frozen();
     let mut reachable = 0usize;
     let mut data_size = 0i64;
@@ -192,27 +193,12 @@ pub fn check_invariants(core: &Core) -> Result<(), String> {
     for (node_path, node) in Tree::depth_first(&nodes) {
         reachable += 1;
         data_size += node_path.len() as i64 + node.data_len() as i64;
-        if node_path != "/" {
-            let parent = path::parent(&node_path);
-            let listed = tree
-                .get(parent)
-                .is_some_and(|p| p.children.contains(path::name(&node_path)));
-            if !listed {
-                return Err(format!("{node_path} is not listed by its parent {parent}"));
-            }
-        }
-        for child in &node.children {
-            let child_path = path::join(&node_path, child);
-            if tree.get(&child_path).is_none() {
-                return Err(format!("{node_path} lists a missing child {child:?}"));
-            }
-        }
+        let children = tree.children(node).count();
         let stat = node.stat();
-        if stat.num_children as usize != node.children.len() {
+        if stat.num_children as usize != children {
             return Err(format!(
-                "{node_path}: numChildren {} but {} children",
+                "{node_path}: numChildren {} but {children} children",
                 stat.num_children,
-                node.children.len()
             ));
         }
         // ZooKeeper's built-in nodes (czxid 0) got their children without
@@ -220,17 +206,14 @@ pub fn check_invariants(core: &Core) -> Result<(), String> {
         // `/zookeeper`, and so does Canopy.
         let builtin = stat.czxid == 0;
         if !builtin
-            && ((node.creates as i64) < node.children.len() as i64
-                || stat.cversion < stat.num_children)
+            && ((node.creates as i64) < children as i64 || stat.cversion < stat.num_children)
         {
             return Err(format!(
                 "{node_path}: {} children but only {} creates (cversion {})",
-                node.children.len(),
-                node.creates,
-                stat.cversion
+                children, node.creates, stat.cversion
             ));
         }
-        if stat.data_length != node.data.as_ref().map_or(0, |d| d.len() as i32) {
+        if stat.data_length != node.data().map_or(0, |d| d.len() as i32) {
             return Err(format!("{node_path}: dataLength does not match the data"));
         }
         if stat.czxid > stat.mzxid || stat.czxid > stat.pzxid {
@@ -251,7 +234,7 @@ pub fn check_invariants(core: &Core) -> Result<(), String> {
                     "ephemeral {node_path} is owned by 0x{owner:x}, which is not a live session"
                 ));
             }
-            if !node.children.is_empty() {
+            if children > 0 {
                 return Err(format!("ephemeral {node_path} has children"));
             }
             ephemerals
@@ -268,8 +251,9 @@ pub fn check_invariants(core: &Core) -> Result<(), String> {
     }
     let indexed: HashMap<i64, HashSet<String>> = tree
         .all_ephemerals()
+        .into_iter()
         .filter(|(_, paths)| !paths.is_empty())
-        .map(|(owner, paths)| (*owner, paths.clone()))
+        .map(|(owner, paths)| (owner, paths.into_iter().collect()))
         .collect();
     if indexed != ephemerals {
         return Err(format!(

@@ -234,8 +234,6 @@ fn dump(core: &Core) -> Value {
     }
     let mut ephemerals: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (id, paths) in core.tree.all_ephemerals() {
-        let mut paths: Vec<String> = paths.iter().cloned().collect();
-        paths.sort();
         ephemerals.insert(id.to_string(), paths);
     }
     json!({

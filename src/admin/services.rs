@@ -67,23 +67,26 @@ pub fn registry(tree: &Tree, root: &str) -> Registry {
     };
     let mut services = Vec::new();
     if let Some(node) = tree.get(root) {
-        for interface in &node.children {
+        // Sorted, so the view does not depend on creation order.
+        let mut interfaces: Vec<&str> = tree.child_names(node).collect();
+        interfaces.sort_unstable();
+        for interface in interfaces {
             let service_path = join(root, interface);
             let list = |category: &str| -> Vec<(String, bool)> {
                 let category_path = join(&service_path, category);
-                tree.get(&category_path)
+                let mut urls: Vec<(String, bool)> = tree
+                    .get(&category_path)
                     .map(|n| {
-                        n.children
-                            .iter()
+                        tree.children(n)
                             .map(|child| {
-                                let ephemeral = tree
-                                    .get(&join(&category_path, child))
-                                    .is_some_and(|c| c.stat().ephemeral_owner != 0);
-                                (percent_decode(child), ephemeral)
+                                let ephemeral = child.stat().ephemeral_owner != 0;
+                                (percent_decode(child.name()), ephemeral)
                             })
                             .collect()
                     })
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                urls.sort();
+                urls
             };
             let endpoints = |category: &str| -> Vec<Endpoint> {
                 list(category)
@@ -92,7 +95,7 @@ pub fn registry(tree: &Tree, root: &str) -> Registry {
                     .collect()
             };
             services.push(Service {
-                interface: interface.clone(),
+                interface: interface.to_string(),
                 providers: endpoints("providers"),
                 consumers: endpoints("consumers"),
                 routers: list("routers").into_iter().map(|(u, _)| u).collect(),

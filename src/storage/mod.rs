@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::tree::NodeMap;
+use crate::tree::FrozenNodes;
 use crate::txn::{Txn, TxnHeader};
 pub use recovery::Recovered;
 pub use wal::Wal;
@@ -72,7 +72,7 @@ impl StorageError {
 /// A snapshot to write: a frozen view taken under the core's lock.
 pub struct SnapshotJob {
     pub zxid: i64,
-    pub nodes: NodeMap,
+    pub nodes: FrozenNodes,
     pub sessions: BTreeMap<i64, i32>,
     /// How long taking the frozen view held the core's lock.
     pub frozen_in: std::time::Duration,

@@ -55,7 +55,7 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         } => {
             out.push(tag::CREATE);
             put_str(out, path);
-            put_data(out, data);
+            put_data(out, data.as_deref());
             put_acl(out, acl);
             out.extend_from_slice(&ephemeral_owner.to_be_bytes());
             out.extend_from_slice(&parent_cversion.to_be_bytes());
@@ -71,7 +71,7 @@ fn encode_txn(txn: &Txn, out: &mut Vec<u8>) {
         } => {
             out.push(tag::SET_DATA);
             put_str(out, path);
-            put_data(out, data);
+            put_data(out, data.as_deref());
             out.extend_from_slice(&version.to_be_bytes());
         }
         Txn::SetAcl { path, acl, version } => {
@@ -165,7 +165,7 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-pub(crate) fn put_data(out: &mut Vec<u8>, data: &Option<Bytes>) {
+pub(crate) fn put_data(out: &mut Vec<u8>, data: Option<&[u8]>) {
     match data {
         None => out.extend_from_slice(&(-1i32).to_be_bytes()),
         Some(bytes) => {

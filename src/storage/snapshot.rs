@@ -9,7 +9,9 @@
 //! META      node count, session count, ACL count, wall-clock time
 //! ACLS      (index, ACL)…        each distinct ACL once; nodes refer to it
 //! SESSIONS  (id, timeout)…
-//! NODES     (path, data, ACL index, stat fields, raw owner)…   chunks of ~256 KiB
+//! NODES     (path, data, ACL index, stat fields, raw owner)…   chunks of ~256 KiB,
+//!           depth first, children in creation order (older snapshots
+//!           have them sorted by name; both load)
 //! END       node count again, so a cut-short file cannot pass as whole
 //! ```
 
@@ -24,7 +26,7 @@ use super::files::{self, SNAPSHOT_MAGIC};
 use super::frame::{self, Frames};
 use super::record::{put_acl, put_data, put_str, Reader};
 use super::StorageError;
-use crate::tree::{Node, NodeMap, Tree};
+use crate::tree::{FrozenNodes, NodeRecord, Tree};
 
 mod kind {
     pub const META: u8 = 1;
@@ -40,7 +42,7 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// What a snapshot holds.
 pub struct SnapshotContent {
     pub zxid: i64,
-    pub nodes: NodeMap,
+    pub nodes: FrozenNodes,
     /// Live sessions and their timeouts.
     pub sessions: BTreeMap<i64, i32>,
 }
@@ -81,7 +83,7 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
     // the same list share it, so this is cheap and the file stays small.
     let mut acl_index: HashMap<*const Vec<Acl>, u32> = HashMap::new();
     let mut acls: Vec<&Arc<Vec<Acl>>> = Vec::new();
-    for node in content.nodes.values() {
+    for node in content.nodes.iter() {
         acl_index.entry(Arc::as_ptr(&node.acl)).or_insert_with(|| {
             acls.push(&node.acl);
             (acls.len() - 1) as u32
@@ -129,7 +131,7 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
         nodes,
         |b, (path, node)| {
             put_str(b, &path);
-            put_data(b, &node.data);
+            put_data(b, node.data());
             let index = acl_index.get(&Arc::as_ptr(&node.acl)).copied().unwrap_or(0);
             b.extend_from_slice(&index.to_be_bytes());
             for value in [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime] {
@@ -241,7 +243,7 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
     let mut frames = Frames::new(&bytes, SNAPSHOT_MAGIC.len(), false);
     let mut acls: Vec<Arc<Vec<Acl>>> = Vec::with_capacity(head.acls as usize);
     let mut sessions = BTreeMap::new();
-    let mut nodes: Vec<(String, Node)> = Vec::with_capacity(head.nodes.min(1 << 26) as usize);
+    let mut nodes: Vec<(String, NodeRecord)> = Vec::with_capacity(head.nodes.min(1 << 26) as usize);
     let mut ended = false;
     while let Some(record) = frames
         .next_frame()
@@ -291,7 +293,7 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
                             .get(index)
                             .cloned()
                             .ok_or_else(|| format!("node {path} refers to unknown ACL {index}"))?;
-                        let node = Node {
+                        let node = NodeRecord {
                             data,
                             acl,
                             czxid: reader.i64()?,
@@ -303,7 +305,6 @@ pub fn read(path: &Path) -> Result<LoadedSnapshot, StorageError> {
                             creates: reader.i32()?,
                             aversion: reader.i32()?,
                             ephemeral_owner: reader.i64()?,
-                            children: Default::default(),
                         };
                         nodes.push((path, node));
                     }
@@ -405,9 +406,14 @@ mod tests {
         ] {
             let (a, b) = (tree.get(p).unwrap(), loaded.tree.get(p).unwrap());
             assert_eq!(a.stat(), b.stat(), "{p}");
+            let names = |t: &Tree| {
+                t.child_names(t.get(p).unwrap())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(
-                (&a.data, &a.acl, &a.children),
-                (&b.data, &b.acl, &b.children),
+                (a.data(), &a.acl, names(&tree)),
+                (b.data(), &b.acl, names(&loaded.tree)),
                 "{p}"
             );
         }

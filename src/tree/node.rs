@@ -1,0 +1,257 @@
+//! One znode as the tree stores it: its stat, its data and name in one
+//! allocation, and its links to parent and siblings.
+//!
+//! Nodes are small on purpose (about 112 bytes plus one allocation holding
+//! name and data): a registry holds millions of them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use canopy_protocol::{Acl, Stat};
+
+use super::NodeKind;
+use crate::txn::TxnHeader;
+
+/// A node's place in the [`super::store::NodeStore`]. Ids are reused after
+/// a delete; they never leave the process except inside a snapshot's view.
+pub type NodeId = u32;
+
+/// "No node" in a link.
+pub(crate) const NONE: NodeId = NodeId::MAX;
+
+/// The root is always the first node.
+pub(crate) const ROOT: NodeId = 0;
+
+/// Data replies copy data up to this size; bigger data is shared instead.
+const COPY_DATA_UP_TO: usize = 512;
+
+/// One znode.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The node's name (its last path component) followed by its data.
+    name_and_data: Arc<[u8]>,
+    name_len: u32,
+    /// Data can be null on the wire, which is not the same as empty.
+    has_data: bool,
+    pub acl: Arc<Vec<Acl>>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    /// Number of children ever created here. Clients see ZooKeeper's
+    /// "cversion" = creates + deletes = 2 × creates − current children; the
+    /// sequence suffix of a sequential child is this create count.
+    pub creates: i32,
+    pub aversion: i32,
+    /// The raw owner: a session id, or the container / TTL markers.
+    pub ephemeral_owner: i64,
+    pub(super) parent: NodeId,
+    /// Children form a circular doubly linked list through their sibling
+    /// links, in creation order: the first child's `prev_sibling` is the
+    /// last child.
+    pub(super) first_child: NodeId,
+    pub(super) next_sibling: NodeId,
+    pub(super) prev_sibling: NodeId,
+    pub(super) num_children: u32,
+}
+
+/// A node's content without its place in the tree: what snapshots write and
+/// read back.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub data: Option<Bytes>,
+    pub acl: Arc<Vec<Acl>>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub creates: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+}
+
+impl Node {
+    pub(super) fn new(
+        name: &str,
+        data: Option<&[u8]>,
+        acl: Arc<Vec<Acl>>,
+        header: &TxnHeader,
+        owner: i64,
+    ) -> Node {
+        Node {
+            name_and_data: join_name_and_data(name, data),
+            name_len: name.len() as u32,
+            has_data: data.is_some(),
+            acl,
+            czxid: header.zxid,
+            mzxid: header.zxid,
+            pzxid: header.zxid,
+            ctime: header.time,
+            mtime: header.time,
+            version: 0,
+            creates: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            parent: NONE,
+            first_child: NONE,
+            next_sibling: NONE,
+            prev_sibling: NONE,
+            num_children: 0,
+        }
+    }
+
+    pub(super) fn from_record(name: &str, record: NodeRecord) -> Node {
+        Node {
+            name_and_data: join_name_and_data(name, record.data.as_deref()),
+            name_len: name.len() as u32,
+            has_data: record.data.is_some(),
+            acl: record.acl,
+            czxid: record.czxid,
+            mzxid: record.mzxid,
+            pzxid: record.pzxid,
+            ctime: record.ctime,
+            mtime: record.mtime,
+            version: record.version,
+            creates: record.creates,
+            aversion: record.aversion,
+            ephemeral_owner: record.ephemeral_owner,
+            parent: NONE,
+            first_child: NONE,
+            next_sibling: NONE,
+            prev_sibling: NONE,
+            num_children: 0,
+        }
+    }
+
+    /// The node's content, for a snapshot.
+    pub fn to_record(&self) -> NodeRecord {
+        NodeRecord {
+            data: self.data().map(Bytes::copy_from_slice),
+            acl: self.acl.clone(),
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            pzxid: self.pzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            creates: self.creates,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+        }
+    }
+
+    pub(super) fn name_bytes(&self) -> &[u8] {
+        &self.name_and_data[..self.name_len as usize]
+    }
+
+    /// The last component of the node's path ("" for the root).
+    pub fn name(&self) -> &str {
+        // Names are only ever made from `&str`, so this cannot fail.
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    pub fn data(&self) -> Option<&[u8]> {
+        self.has_data
+            .then(|| &self.name_and_data[self.name_len as usize..])
+    }
+
+    /// The data as `Bytes` for a reply: small data is copied (cheaper than
+    /// sharing), big data shares the node's allocation.
+    pub fn data_bytes(&self) -> Option<Bytes> {
+        let data = self.data()?;
+        if data.len() <= COPY_DATA_UP_TO {
+            return Some(Bytes::copy_from_slice(data));
+        }
+        let whole = Bytes::from_owner(self.name_and_data.clone());
+        Some(whole.slice(self.name_len as usize..))
+    }
+
+    pub(super) fn set_data(&mut self, data: Option<&[u8]>) {
+        let name = self.name().to_string();
+        self.name_and_data = join_name_and_data(&name, data);
+        self.has_data = data.is_some();
+    }
+
+    pub fn num_children(&self) -> usize {
+        self.num_children as usize
+    }
+
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::from_owner(self.ephemeral_owner)
+    }
+
+    pub fn data_len(&self) -> i32 {
+        self.data().map_or(0, |d| d.len() as i32)
+    }
+
+    /// The Stat clients see.
+    pub fn stat(&self) -> Stat {
+        let num_children = self.num_children as i32;
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.creates.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: self.aversion,
+            // Containers and TTL nodes report 0, as in ZooKeeper.
+            ephemeral_owner: match self.kind() {
+                NodeKind::Ephemeral(owner) => owner,
+                _ => 0,
+            },
+            data_length: self.data_len(),
+            num_children,
+            pzxid: self.pzxid,
+        }
+    }
+}
+
+fn join_name_and_data(name: &str, data: Option<&[u8]>) -> Arc<[u8]> {
+    let data = data.unwrap_or_default();
+    let mut joined = Vec::with_capacity(name.len() + data.len());
+    joined.extend_from_slice(name.as_bytes());
+    joined.extend_from_slice(data);
+    joined.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_stays_small() {
+        // The memory target (250 bytes per 64-byte znode) leaves little room.
+        assert!(std::mem::size_of::<Node>() <= 112);
+        assert_eq!(
+            std::mem::size_of::<Option<Node>>(),
+            std::mem::size_of::<Node>()
+        );
+    }
+
+    #[test]
+    fn null_empty_and_big_data() {
+        let header = TxnHeader {
+            zxid: 1,
+            time: 2,
+            session_id: 3,
+        };
+        let acl = Arc::new(Acl::open_unsafe());
+        let null = Node::new("n", None, acl.clone(), &header, 0);
+        assert_eq!((null.data(), null.data_len(), null.name()), (None, 0, "n"));
+        let empty = Node::new("e", Some(b""), acl.clone(), &header, 0);
+        assert_eq!(empty.data(), Some(&b""[..]));
+        let big = vec![7u8; 4000];
+        let mut node = Node::new("big", Some(&big), acl, &header, 0);
+        assert_eq!(node.data_bytes().unwrap(), big);
+        node.set_data(Some(b"small"));
+        assert_eq!(
+            (node.name(), node.data_bytes().unwrap()),
+            ("big", Bytes::from("small"))
+        );
+    }
+}

@@ -697,7 +697,7 @@ impl Harness {
             .core
             .tree
             .all_ephemerals()
-            .map(|(owner, paths)| (*owner, paths.iter().cloned().collect()))
+            .into_iter()
             .collect();
         // Child creates and deletes per parent, as the replies report them.
         let mut child_changes: HashMap<String, i32> = HashMap::new();

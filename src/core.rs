@@ -807,11 +807,12 @@ impl Core {
             }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&node.acl, perms::READ | perms::ADMIN, identities)?;
-                let acl = if acl::allows(&node.acl, perms::ADMIN, identities) {
-                    node.acl.as_ref().clone()
+                let node_acl = self.tree.acl(node);
+                acl::check(node_acl, perms::READ | perms::ADMIN, identities)?;
+                let acl = if acl::allows(node_acl, perms::ADMIN, identities) {
+                    node_acl.as_ref().clone()
                 } else {
-                    acl::redact_digests(&node.acl)
+                    acl::redact_digests(node_acl)
                 };
                 Ok(Response::GetAcl(GetAclResponse {
                     acl,
@@ -931,7 +932,7 @@ impl Core {
     /// The node at `path`, if it exists and the identities may read it.
     fn readable(&self, path: &str, identities: &[Id]) -> Result<&crate::tree::Node, ErrorCode> {
         let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perms::READ, identities)?;
+        acl::check(self.tree.acl(node), perms::READ, identities)?;
         Ok(node)
     }
 

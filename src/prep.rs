@@ -107,7 +107,7 @@ impl<'a> Prep<'a> {
                 creates: node.creates,
                 num_children: node.num_children() as i32,
                 owner: node.ephemeral_owner,
-                acl: node.acl.clone(),
+                acl: self.tree.acl(node).clone(),
             }),
         };
         found.ok_or(ErrorCode::NoNode)

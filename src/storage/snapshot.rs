@@ -84,8 +84,9 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
     let mut acl_index: HashMap<*const Vec<Acl>, u32> = HashMap::new();
     let mut acls: Vec<&Arc<Vec<Acl>>> = Vec::new();
     for node in content.nodes.iter() {
-        acl_index.entry(Arc::as_ptr(&node.acl)).or_insert_with(|| {
-            acls.push(&node.acl);
+        let acl = content.nodes.acl(node);
+        acl_index.entry(Arc::as_ptr(acl)).or_insert_with(|| {
+            acls.push(acl);
             (acls.len() - 1) as u32
         });
     }
@@ -132,7 +133,8 @@ pub fn write(dir: &Path, content: &SnapshotContent, time_ms: i64) -> std::io::Re
         |b, (path, node)| {
             put_str(b, &path);
             put_data(b, node.data());
-            let index = acl_index.get(&Arc::as_ptr(&node.acl)).copied().unwrap_or(0);
+            let acl = Arc::as_ptr(content.nodes.acl(node));
+            let index = acl_index.get(&acl).copied().unwrap_or(0);
             b.extend_from_slice(&index.to_be_bytes());
             for value in [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime] {
                 b.extend_from_slice(&value.to_be_bytes());
@@ -412,8 +414,8 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(
-                (a.data(), &a.acl, names(&tree)),
-                (b.data(), &b.acl, names(&loaded.tree)),
+                (a.data(), tree.acl(a), names(&tree)),
+                (b.data(), loaded.tree.acl(b), names(&loaded.tree)),
                 "{p}"
             );
         }

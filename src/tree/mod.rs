@@ -9,6 +9,7 @@
 //! - each node links to its parent and siblings, so children need no
 //!   separate list, and a node's name is stored once, with its data.
 
+mod acls;
 mod index;
 mod node;
 mod store;
@@ -23,6 +24,7 @@ use crate::path;
 use crate::quota::QuotaIndex;
 use crate::txn::{Txn, TxnHeader};
 
+use acls::AclTable;
 use index::ChildIndex;
 pub use node::{Node, NodeId, NodeRecord};
 use node::{NONE, ROOT};
@@ -115,9 +117,8 @@ pub struct Tree {
     ttls: HashSet<NodeId>,
     /// Sum of data bytes and path bytes, for `mntr`'s approximate data size.
     data_size: i64,
-    /// One shared copy of each distinct ACL (most nodes share a handful), as
-    /// ZooKeeper's ReferenceCountedACLCache keeps them.
-    acl_cache: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    /// Each distinct ACL once (most nodes share a handful).
+    acls: AclTable,
     /// The paths with a quota under `/zookeeper/quota` (see [`crate::quota`]).
     quotas: QuotaIndex,
 }
@@ -137,7 +138,7 @@ impl Tree {
             containers: HashSet::new(),
             ttls: HashSet::new(),
             data_size: 0,
-            acl_cache: HashMap::new(),
+            acls: AclTable::default(),
             quotas: QuotaIndex::default(),
         }
     }
@@ -158,7 +159,7 @@ impl Tree {
             (QUOTA_PATH, Some(b""), Acl::open_unsafe()),
             (CONFIG_PATH, Some(b""), Acl::read_unsafe()),
         ] {
-            let acl = tree.intern_acl(&acl);
+            let acl = tree.acls.acquire(&acl);
             let mut node = Node::new(path::name(path), data, acl, &zero, 0);
             if path == CONFIG_PATH {
                 // ZooKeeper sets the config node's ACL with version -1 at start.
@@ -244,7 +245,7 @@ impl Tree {
     /// A frozen view of every node, for a snapshot: O(chunks), and later
     /// changes to the tree do not show in it.
     pub fn frozen(&self) -> FrozenNodes {
-        self.nodes.frozen()
+        self.nodes.frozen(self.acls.frozen())
     }
 
     /// Every node of a frozen view with its path, parents before children
@@ -269,7 +270,7 @@ impl Tree {
         let mut tree = Tree::empty();
         // The open ancestors of the current node, with their ids.
         let mut open: Vec<(String, NodeId)> = Vec::new();
-        for (path, mut record) in nodes {
+        for (path, record) in nodes {
             let parent_id = if path == "/" {
                 if tree.nodes.len() > 0 {
                     return Err("the root node comes twice".into());
@@ -285,10 +286,10 @@ impl Tree {
                     None => return Err(format!("node {path} does not follow its parent")),
                 }
             };
-            record.acl = tree.intern_acl(&record.acl);
             let data_len = record.data.as_ref().map_or(0, |d| d.len() as i64);
             tree.data_size += path.len() as i64 + data_len;
-            let node = Node::from_record(path::name(&path), record);
+            let acl = tree.acls.acquire(&record.acl);
+            let node = Node::from_record(path::name(&path), &record, acl);
             let id = match parent_id {
                 Some(parent_id) => tree.attach_under(parent_id, &path, node)?,
                 None => tree.nodes.insert(node),
@@ -395,14 +396,9 @@ impl Tree {
         }
     }
 
-    /// The shared copy of an ACL.
-    fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
-        if let Some(shared) = self.acl_cache.get(acl) {
-            return shared.clone();
-        }
-        let shared = Arc::new(acl.to_vec());
-        self.acl_cache.insert(acl.to_vec(), shared.clone());
-        shared
+    /// A node's ACL.
+    pub fn acl(&self, node: &Node) -> &Arc<Vec<Acl>> {
+        self.acls.get(node.acl)
     }
 
     /// Adds a node to the ephemeral, container or TTL index its kind needs.
@@ -527,8 +523,10 @@ impl Tree {
     pub fn check_structure(&self) -> Result<(), String> {
         let frozen = self.frozen();
         let mut seen = 0usize;
+        let mut acl_uses: HashMap<node::AclId, u32> = HashMap::new();
         for (path, node) in Tree::depth_first(&frozen) {
             seen += 1;
+            *acl_uses.entry(node.acl).or_default() += 1;
             if self.get(&path).map(|n| n as *const Node) != Some(node as *const Node) {
                 return Err(format!("{path} is not found by its path"));
             }
@@ -547,6 +545,13 @@ impl Tree {
                 self.nodes.len(),
                 self.children.len()
             ));
+        }
+        if acl_uses.len() != self.acls.len()
+            || acl_uses
+                .iter()
+                .any(|(&id, &uses)| self.acls.uses(id) != uses)
+        {
+            return Err("the ACL table's use counts do not match the nodes".into());
         }
         let kinds = |ids: &HashSet<NodeId>, want: fn(NodeKind) -> bool| {
             ids.iter()
@@ -625,12 +630,15 @@ impl Tree {
                 events.push(TreeEvent::DataChanged(path.clone()));
             }
             Txn::SetAcl { path, acl, version } => {
-                let acl = self.intern_acl(acl);
-                let node = self
-                    .node_mut(path)
+                let id = self
+                    .lookup(path)
                     .ok_or_else(|| ApplyError::NoNode(path.clone()))?;
-                node.acl = acl;
-                node.aversion = *version;
+                let acl = self.acls.acquire(acl);
+                if let Some(node) = self.nodes.get_mut(id) {
+                    let old = std::mem::replace(&mut node.acl, acl);
+                    node.aversion = *version;
+                    self.acls.release(old);
+                }
             }
             Txn::CloseSession { session_id } => {
                 for path in self.ephemerals_of(*session_id) {
@@ -671,7 +679,7 @@ impl Tree {
         {
             return Err(ApplyError::NodeExists(path.to_string()));
         }
-        let node = Node::new(name, data, self.intern_acl(acl), header, owner);
+        let node = Node::new(name, data, self.acls.acquire(acl), header, owner);
         let data_len = node.data_len() as i64;
         let id = self.store_child(parent_id, node);
         if let Some(parent) = self.nodes.get_mut(parent_id) {
@@ -698,6 +706,7 @@ impl Tree {
             .ok_or_else(|| ApplyError::NoNode(path.to_string()))?;
         let data_len = node.data_len() as i64;
         self.data_size -= path.len() as i64 + data_len;
+        self.acls.release(node.acl);
         match node.kind() {
             NodeKind::Container => {
                 self.containers.remove(&id);
@@ -755,7 +764,7 @@ mod tests {
         tree.apply(&header(4), &create("/a/x", 1, 7)).unwrap();
         let frozen = tree.frozen();
         let order: Vec<(String, NodeRecord)> = Tree::depth_first(&frozen)
-            .map(|(path, node)| (path, node.to_record()))
+            .map(|(path, node)| (path, node.to_record(frozen.acl(node))))
             .collect();
         let paths: Vec<&str> = order.iter().map(|(p, _)| p.as_str()).collect();
         // Children in creation order.

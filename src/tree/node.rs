@@ -1,8 +1,8 @@
 //! One znode as the tree stores it: its stat, its data and name in one
 //! allocation, and its links to parent and siblings.
 //!
-//! Nodes are small on purpose (about 112 bytes plus one allocation holding
-//! name and data): a registry holds millions of them.
+//! Nodes are small on purpose (104 bytes plus one allocation holding name
+//! and data): a registry holds millions of them.
 
 use std::sync::Arc;
 
@@ -22,18 +22,23 @@ pub(crate) const NONE: NodeId = NodeId::MAX;
 /// The root is always the first node.
 pub(crate) const ROOT: NodeId = 0;
 
-/// Data replies copy data up to this size; bigger data is shared instead.
-const COPY_DATA_UP_TO: usize = 512;
+/// Set in `name_len` when the data is null (which is not the same as empty).
+const NULL_DATA: u32 = 1 << 31;
+
+/// The number of an ACL in the tree's ACL table (see [`super::acls`]):
+/// nodes hold this, 4 bytes instead of an 8-byte pointer.
+pub type AclId = u32;
 
 /// One znode.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// The node's name (its last path component) followed by its data.
-    name_and_data: Arc<[u8]>,
+    /// The node's name (its last path component) followed by its data. A
+    /// box, not an `Arc`: 16 bytes less per node; a chunk copied for a
+    /// snapshot copies its nodes' data too, which is rare and bounded.
+    name_and_data: Box<[u8]>,
+    /// The name's length, with [`NULL_DATA`] set when the data is null.
     name_len: u32,
-    /// Data can be null on the wire, which is not the same as empty.
-    has_data: bool,
-    pub acl: Arc<Vec<Acl>>,
+    pub(super) acl: AclId,
     pub czxid: i64,
     pub mzxid: i64,
     pub pzxid: i64,
@@ -78,14 +83,13 @@ impl Node {
     pub(super) fn new(
         name: &str,
         data: Option<&[u8]>,
-        acl: Arc<Vec<Acl>>,
+        acl: AclId,
         header: &TxnHeader,
         owner: i64,
     ) -> Node {
         Node {
             name_and_data: join_name_and_data(name, data),
-            name_len: name.len() as u32,
-            has_data: data.is_some(),
+            name_len: name_len(name, data.is_some()),
             acl,
             czxid: header.zxid,
             mzxid: header.zxid,
@@ -104,12 +108,11 @@ impl Node {
         }
     }
 
-    pub(super) fn from_record(name: &str, record: NodeRecord) -> Node {
+    pub(super) fn from_record(name: &str, record: &NodeRecord, acl: AclId) -> Node {
         Node {
             name_and_data: join_name_and_data(name, record.data.as_deref()),
-            name_len: name.len() as u32,
-            has_data: record.data.is_some(),
-            acl: record.acl,
+            name_len: name_len(name, record.data.is_some()),
+            acl,
             czxid: record.czxid,
             mzxid: record.mzxid,
             pzxid: record.pzxid,
@@ -127,11 +130,11 @@ impl Node {
         }
     }
 
-    /// The node's content, for a snapshot.
-    pub fn to_record(&self) -> NodeRecord {
+    /// The node's content, for a snapshot; `acl` is the node's ACL.
+    pub fn to_record(&self, acl: &Arc<Vec<Acl>>) -> NodeRecord {
         NodeRecord {
             data: self.data().map(Bytes::copy_from_slice),
-            acl: self.acl.clone(),
+            acl: acl.clone(),
             czxid: self.czxid,
             mzxid: self.mzxid,
             pzxid: self.pzxid,
@@ -145,7 +148,7 @@ impl Node {
     }
 
     pub(super) fn name_bytes(&self) -> &[u8] {
-        &self.name_and_data[..self.name_len as usize]
+        &self.name_and_data[..(self.name_len & !NULL_DATA) as usize]
     }
 
     /// The last component of the node's path ("" for the root).
@@ -155,25 +158,18 @@ impl Node {
     }
 
     pub fn data(&self) -> Option<&[u8]> {
-        self.has_data
-            .then(|| &self.name_and_data[self.name_len as usize..])
+        (self.name_len & NULL_DATA == 0).then(|| &self.name_and_data[self.name_len as usize..])
     }
 
-    /// The data as `Bytes` for a reply: small data is copied (cheaper than
-    /// sharing), big data shares the node's allocation.
+    /// A copy of the data, for a reply.
     pub fn data_bytes(&self) -> Option<Bytes> {
-        let data = self.data()?;
-        if data.len() <= COPY_DATA_UP_TO {
-            return Some(Bytes::copy_from_slice(data));
-        }
-        let whole = Bytes::from_owner(self.name_and_data.clone());
-        Some(whole.slice(self.name_len as usize..))
+        self.data().map(Bytes::copy_from_slice)
     }
 
     pub(super) fn set_data(&mut self, data: Option<&[u8]>) {
         let name = self.name().to_string();
         self.name_and_data = join_name_and_data(&name, data);
-        self.has_data = data.is_some();
+        self.name_len = name_len(&name, data.is_some());
     }
 
     pub fn num_children(&self) -> usize {
@@ -211,7 +207,17 @@ impl Node {
     }
 }
 
-fn join_name_and_data(name: &str, data: Option<&[u8]>) -> Arc<[u8]> {
+fn name_len(name: &str, has_data: bool) -> u32 {
+    // Names are far shorter than 2^31: a request is at most a few MiB.
+    let len = name.len() as u32 & !NULL_DATA;
+    if has_data {
+        len
+    } else {
+        len | NULL_DATA
+    }
+}
+
+fn join_name_and_data(name: &str, data: Option<&[u8]>) -> Box<[u8]> {
     let data = data.unwrap_or_default();
     let mut joined = Vec::with_capacity(name.len() + data.len());
     joined.extend_from_slice(name.as_bytes());
@@ -226,7 +232,7 @@ mod tests {
     #[test]
     fn a_node_stays_small() {
         // The memory target (250 bytes per 64-byte znode) leaves little room.
-        assert!(std::mem::size_of::<Node>() <= 112);
+        assert!(std::mem::size_of::<Node>() <= 104);
         assert_eq!(
             std::mem::size_of::<Option<Node>>(),
             std::mem::size_of::<Node>()
@@ -240,10 +246,10 @@ mod tests {
             time: 2,
             session_id: 3,
         };
-        let acl = Arc::new(Acl::open_unsafe());
-        let null = Node::new("n", None, acl.clone(), &header, 0);
+        let acl = 0;
+        let null = Node::new("n", None, acl, &header, 0);
         assert_eq!((null.data(), null.data_len(), null.name()), (None, 0, "n"));
-        let empty = Node::new("e", Some(b""), acl.clone(), &header, 0);
+        let empty = Node::new("e", Some(b""), acl, &header, 0);
         assert_eq!(empty.data(), Some(&b""[..]));
         let big = vec![7u8; 4000];
         let mut node = Node::new("big", Some(&big), acl, &header, 0);

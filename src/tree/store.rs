@@ -8,11 +8,17 @@
 
 use std::sync::Arc;
 
+use canopy_protocol::Acl;
+
+use super::acls::{self, AclEntries};
 use super::node::{Node, NodeId};
 
-/// Nodes per chunk: small enough that copying one on write is cheap (about
-/// 28 KiB), big enough that the chunk list stays short.
-const CHUNK_NODES: usize = 256;
+/// A chunk's size: small enough that copying one on write is cheap, big
+/// enough that the chunk list stays short, and exactly one of mimalloc's
+/// size classes (1.75 × 2^14), so no memory is lost to rounding.
+const CHUNK_BYTES: usize = 28 * 1024;
+
+const CHUNK_NODES: usize = CHUNK_BYTES / std::mem::size_of::<Option<Node>>();
 
 type Chunk = Vec<Option<Node>>;
 
@@ -25,10 +31,12 @@ pub struct NodeStore {
     len: usize,
 }
 
-/// A frozen copy of the store for a snapshot (see [`NodeStore::frozen`]).
+/// A frozen copy of the store and its ACLs for a snapshot (see
+/// [`NodeStore::frozen`]).
 #[derive(Debug, Clone, Default)]
 pub struct FrozenNodes {
     chunks: Vec<Arc<Chunk>>,
+    acls: AclEntries,
     len: usize,
 }
 
@@ -87,9 +95,10 @@ impl NodeStore {
     }
 
     /// O(number of chunks): the view later writes do not change.
-    pub fn frozen(&self) -> FrozenNodes {
+    pub fn frozen(&self, acls: AclEntries) -> FrozenNodes {
         FrozenNodes {
             chunks: self.chunks.clone(),
+            acls,
             len: self.len,
         }
     }
@@ -108,6 +117,11 @@ impl FrozenNodes {
         slot(&self.chunks, id)
     }
 
+    /// A node's ACL.
+    pub fn acl(&self, node: &Node) -> &Arc<Vec<Acl>> {
+        acls::lookup(&self.acls, node.acl)
+    }
+
     /// Every node, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Node> {
         self.chunks
@@ -120,7 +134,6 @@ impl FrozenNodes {
 mod tests {
     use super::*;
     use crate::txn::TxnHeader;
-    use canopy_protocol::Acl;
 
     fn node(name: &str) -> Node {
         let header = TxnHeader {
@@ -128,7 +141,7 @@ mod tests {
             time: 1,
             session_id: 0,
         };
-        Node::new(name, Some(b"d"), Arc::new(Acl::open_unsafe()), &header, 0)
+        Node::new(name, Some(b"d"), 0, &header, 0)
     }
 
     #[test]
@@ -137,7 +150,7 @@ mod tests {
         let a = store.insert(node("a"));
         let b = store.insert(node("b"));
         assert_eq!((a, b, store.len()), (0, 1, 2));
-        let frozen = store.frozen();
+        let frozen = store.frozen(Default::default());
         store.get_mut(a).unwrap().version = 5;
         store.remove(b).unwrap();
         let c = store.insert(node("c"));

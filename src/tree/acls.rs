@@ -48,6 +48,13 @@ impl AclTable {
         id
     }
 
+    /// One more node uses `id`, which is in use.
+    pub fn acquire_again(&mut self, id: AclId) {
+        if let Some(uses) = self.uses.get_mut(id as usize) {
+            *uses += 1;
+        }
+    }
+
     /// One node fewer uses `id`; the last one frees it.
     pub fn release(&mut self, id: AclId) {
         let Some(uses) = self.uses.get_mut(id as usize) else {

@@ -2,6 +2,7 @@
 //! (parent id, name) and holding only node ids (4 bytes and a control byte
 //! per node). The key itself lives in the node, so nothing is stored twice.
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use super::node::NodeId;
@@ -38,12 +39,38 @@ impl ChildIndex {
             .copied()
     }
 
-    /// Adds a stored node under its parent and name, which must be new.
-    pub fn insert(&mut self, nodes: &NodeStore, id: NodeId) {
+    /// Adds a stored node under its parent and name, unless a node has that
+    /// parent and name already: then returns false and changes nothing. One
+    /// hash and one probe either way.
+    pub fn insert(&mut self, nodes: &NodeStore, id: NodeId) -> bool {
+        let Some(node) = nodes.get(id) else {
+            return false;
+        };
+        let (parent, name) = (node.parent, node.name_bytes());
         let hasher = &self.hasher;
-        let hash = Self::hash_of(hasher, nodes, id);
+        let hash = Self::hash(hasher, parent, name);
+        let same_key = |&other: &NodeId| {
+            nodes
+                .get(other)
+                .is_some_and(|n| n.parent == parent && n.name_bytes() == name)
+        };
+        match self
+            .table
+            .entry(hash, same_key, |&other| Self::hash_of(hasher, nodes, other))
+        {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(id);
+                true
+            }
+        }
+    }
+
+    /// Room for `additional` more nodes without growing (when loading).
+    pub fn reserve(&mut self, nodes: &NodeStore, additional: usize) {
+        let hasher = &self.hasher;
         self.table
-            .insert_unique(hash, id, |&other| Self::hash_of(hasher, nodes, other));
+            .reserve(additional, |&other| Self::hash_of(hasher, nodes, other));
     }
 
     /// Removes a node, which must still be in the store.

@@ -268,8 +268,13 @@ impl Tree {
         nodes: impl IntoIterator<Item = (String, NodeRecord)>,
     ) -> Result<Tree, String> {
         let mut tree = Tree::empty();
+        let nodes = nodes.into_iter();
+        tree.children.reserve(&tree.nodes, nodes.size_hint().0);
         // The open ancestors of the current node, with their ids.
         let mut open: Vec<(String, NodeId)> = Vec::new();
+        // Records with the same ACL share one Arc: the last one seen is
+        // counted again without hashing it.
+        let mut last_acl: Option<(Arc<Vec<Acl>>, node::AclId)> = None;
         for (path, record) in nodes {
             let parent_id = if path == "/" {
                 if tree.nodes.len() > 0 {
@@ -288,7 +293,17 @@ impl Tree {
             };
             let data_len = record.data.as_ref().map_or(0, |d| d.len() as i64);
             tree.data_size += path.len() as i64 + data_len;
-            let acl = tree.acls.acquire(&record.acl);
+            let acl = match &last_acl {
+                Some((shared, id)) if Arc::ptr_eq(shared, &record.acl) => {
+                    tree.acls.acquire_again(*id);
+                    *id
+                }
+                _ => {
+                    let id = tree.acls.acquire(&record.acl);
+                    last_acl = Some((record.acl.clone(), id));
+                    id
+                }
+            };
             let node = Node::from_record(path::name(&path), &record, acl);
             let id = match parent_id {
                 Some(parent_id) => tree.attach_under(parent_id, &path, node)?,
@@ -325,24 +340,24 @@ impl Tree {
         path: &str,
         node: Node,
     ) -> Result<NodeId, String> {
-        if self
-            .children
-            .find(&self.nodes, parent_id, node.name_bytes())
-            .is_some()
-        {
-            return Err(format!("node {path} comes twice"));
-        }
-        Ok(self.store_child(parent_id, node))
+        self.store_child(parent_id, node)
+            .ok_or_else(|| format!("node {path} comes twice"))
     }
 
-    /// Stores a node whose name is new under `parent_id`, links it last and
-    /// indexes its name.
-    fn store_child(&mut self, parent_id: NodeId, mut node: Node) -> NodeId {
+    /// Stores a node under `parent_id`, indexes its name and links it last;
+    /// or, if the parent has a child of that name, changes nothing and
+    /// returns None.
+    fn store_child(&mut self, parent_id: NodeId, mut node: Node) -> Option<NodeId> {
         node.parent = parent_id;
+        let acl = node.acl;
         let id = self.nodes.insert(node);
+        if !self.children.insert(&self.nodes, id) {
+            self.nodes.remove(id);
+            self.acls.release(acl);
+            return None;
+        }
         self.link_last(parent_id, id);
-        self.children.insert(&self.nodes, id);
-        id
+        Some(id)
     }
 
     /// Appends `id` to its parent's circular child list.
@@ -672,16 +687,11 @@ impl Tree {
             .lookup(parent_path)
             .ok_or_else(|| ApplyError::NoNode(parent_path.to_string()))?;
         let name = path::name(path);
-        if self
-            .children
-            .find(&self.nodes, parent_id, name.as_bytes())
-            .is_some()
-        {
-            return Err(ApplyError::NodeExists(path.to_string()));
-        }
         let node = Node::new(name, data, self.acls.acquire(acl), header, owner);
         let data_len = node.data_len() as i64;
-        let id = self.store_child(parent_id, node);
+        let id = self
+            .store_child(parent_id, node)
+            .ok_or_else(|| ApplyError::NodeExists(path.to_string()))?;
         if let Some(parent) = self.nodes.get_mut(parent_id) {
             parent.creates = parent_cversion;
             parent.pzxid = header.zxid;

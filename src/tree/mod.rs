@@ -92,11 +92,7 @@ impl<'a> Iterator for DepthFirst<'a> {
                 self.stack.pop();
                 continue;
             };
-            *next = if node.next_sibling == *first {
-                NONE
-            } else {
-                node.next_sibling
-            };
+            *next = node.next_in_list(*first);
             let path = path::join(parent, node.name());
             self.stack
                 .push((path.clone(), node.first_child, node.first_child));
@@ -206,11 +202,7 @@ impl Tree {
                 return None;
             }
             let child = nodes.get(next)?;
-            next = if child.next_sibling == first {
-                NONE
-            } else {
-                child.next_sibling
-            };
+            next = child.next_in_list(first);
             Some(child)
         })
     }

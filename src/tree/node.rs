@@ -172,6 +172,16 @@ impl Node {
         self.name_len = name_len(&name, data.is_some());
     }
 
+    /// The sibling after this one in a child list that starts at `first`,
+    /// or [`NONE`] at the end (the list is circular).
+    pub(super) fn next_in_list(&self, first: NodeId) -> NodeId {
+        if self.next_sibling == first {
+            NONE
+        } else {
+            self.next_sibling
+        }
+    }
+
     pub fn num_children(&self) -> usize {
         self.num_children as usize
     }

@@ -186,15 +186,18 @@ async fn folder_with_records(nodes: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, segment.path)
 }
 
-/// Byte offsets where each record of a segment starts.
-fn record_offsets(path: &Path) -> Vec<u64> {
+/// Byte offsets where each record of a segment starts, and where the last
+/// one ends (the server was killed, so preallocated zeros may follow).
+fn record_offsets(path: &Path) -> (Vec<u64>, u64) {
     let bytes = std::fs::read(path).unwrap();
-    let mut frames = Frames::new(&bytes, LOG_MAGIC.len(), false);
+    let mut frames = Frames::new(&bytes, LOG_MAGIC.len(), true);
     let mut offsets = Vec::new();
     while let Some(frame) = frames.next_frame().unwrap() {
         offsets.push(frame.offset);
     }
-    offsets
+    assert!(frames.torn.as_ref().is_none_or(|t| t.zeros));
+    let end = frames.torn.map_or(bytes.len() as u64, |t| t.offset);
+    (offsets, end)
 }
 
 fn copy_folder(from: &Path) -> tempfile::TempDir {
@@ -210,8 +213,8 @@ fn copy_folder(from: &Path) -> tempfile::TempDir {
 async fn a_log_cut_anywhere_in_its_last_record_loses_only_that_record() {
     let (dir, segment) = folder_with_records(3).await;
     let name = segment.file_name().unwrap().to_owned();
-    let last_start = *record_offsets(&segment).last().unwrap();
-    let full_len = std::fs::metadata(&segment).unwrap().len();
+    let (offsets, full_len) = record_offsets(&segment);
+    let last_start = *offsets.last().unwrap();
     for cut in last_start..full_len {
         let copy = copy_folder(dir.path());
         let file = std::fs::OpenOptions::new()
@@ -250,7 +253,7 @@ fn flip_byte(path: &Path, offset: u64) {
 #[tokio::test]
 async fn a_damaged_log_segment_stops_the_start_and_names_the_place() {
     let (dir, segment) = folder_with_records(6).await;
-    let offsets = record_offsets(&segment);
+    let (offsets, _) = record_offsets(&segment);
     // A byte inside the body of a record in the middle.
     let middle = offsets[offsets.len() / 2] + 25;
     flip_byte(&segment, middle);

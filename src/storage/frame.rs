@@ -64,6 +64,9 @@ pub struct TornTail {
     /// The file is good up to here.
     pub offset: u64,
     pub reason: String,
+    /// Nothing but zeros from `offset` on: space the log writer preallocated
+    /// and never reached, the normal end of a log that was not closed.
+    pub zeros: bool,
 }
 
 /// Reads the records of one file in order.
@@ -104,7 +107,12 @@ impl<'a> Frames<'a> {
     fn stop(&mut self, torn_if: bool, reason: String) -> Result<Option<Frame<'a>>, Damage> {
         let offset = self.pos as u64;
         if self.tail_may_be_torn && torn_if {
-            self.torn = Some(TornTail { offset, reason });
+            let zeros = self.rest_is_zero(self.pos);
+            self.torn = Some(TornTail {
+                offset,
+                reason,
+                zeros,
+            });
             self.pos = self.bytes.len();
             Ok(None)
         } else {
@@ -127,9 +135,10 @@ impl<'a> Frames<'a> {
             u32::from_be_bytes(header[range].try_into().unwrap_or([0; 4]))
         };
         if crc32c::crc32c(&header[0..16]) != word(16..20) {
-            // Zeros to the end are space the file system gave a write that
-            // never landed; anything else is damage.
-            let zeros = self.rest_is_zero(at);
+            // Zeros after the header are preallocated space (or space the
+            // file system gave a write that never landed): the header was the
+            // last thing written, partly or not at all. Anything else is damage.
+            let zeros = self.rest_is_zero(at + HEADER_LEN);
             return self.stop(zeros, "record header checksum mismatch".into());
         }
         let body_len = word(0..4) as usize;
@@ -211,7 +220,39 @@ mod tests {
         bytes.extend_from_slice(&[0; 100]);
         let (zxids, torn) = read_all(&bytes, true).unwrap();
         assert_eq!(zxids, [1, 2, 3]);
-        assert_eq!(torn.unwrap().offset, end as u64);
+        let torn = torn.unwrap();
+        assert_eq!(torn.offset, end as u64);
+        assert!(torn.zeros, "untouched preallocated space");
+        // In a segment that is not the newest, they are damage.
+        assert_eq!(read_all(&bytes, false).unwrap_err().offset, end as u64);
+    }
+
+    #[test]
+    fn a_record_torn_inside_preallocated_space_is_a_torn_tail() {
+        let clean = three_records();
+        let last_start = clean.len() - (HEADER_LEN + 6);
+        // The last write landed only in part; the rest is still preallocated
+        // zeros. Any prefix of it, header or body, is a torn tail.
+        for cut in last_start + 1..clean.len() {
+            let mut bytes = clean[..cut].to_vec();
+            bytes.resize(clean.len() + 4096, 0);
+            let (zxids, torn) = read_all(&bytes, true).unwrap();
+            assert_eq!(zxids, [1, 2], "cut at {cut}");
+            let torn = torn.unwrap();
+            assert_eq!(torn.offset, last_start as u64, "cut at {cut}");
+            // (A prefix of zero bytes cannot be told from untouched space.)
+            let written = clean[last_start..cut].iter().any(|b| *b != 0);
+            assert_eq!(torn.zeros, !written, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn data_after_a_zero_header_is_damage() {
+        let mut bytes = three_records();
+        let end = bytes.len();
+        bytes.extend_from_slice(&[0; HEADER_LEN]);
+        bytes.extend_from_slice(b"live data");
+        assert_eq!(read_all(&bytes, true).unwrap_err().offset, end as u64);
     }
 
     #[test]

@@ -72,8 +72,14 @@ pub fn list(dir: &Path) -> Result<String, StorageError> {
             name(&file.path),
             bytes.len()
         );
-        if let Some(torn) = frames.torn {
-            let _ = write!(out, "  torn tail at offset {}", torn.offset);
+        match frames.torn {
+            Some(torn) if torn.zeros => {
+                let _ = write!(out, "  preallocated space from offset {}", torn.offset);
+            }
+            Some(torn) => {
+                let _ = write!(out, "  torn tail at offset {}", torn.offset);
+            }
+            None => {}
         }
         if let Some(problem) = problem {
             let _ = write!(out, "  {problem}");

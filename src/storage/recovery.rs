@@ -129,7 +129,18 @@ pub fn recover(dir: &std::path::Path, repair: bool) -> Result<Recovered, Storage
             last_zxid = frame.zxid;
             replayed += 1;
         }
-        if let Some(torn) = frames.torn {
+        if let Some(torn) = frames.torn.as_ref().filter(|t| t.zeros) {
+            // The log writer's preallocated space after the last record: the
+            // server stopped without closing the log, and lost nothing.
+            tracing::info!(
+                path = %path.display(),
+                offset = torn.offset,
+                "the log ends in unused preallocated space; trimming it"
+            );
+            if repair {
+                wal::truncate(path, torn.offset).map_err(|e| StorageError::io(path, e))?;
+            }
+        } else if let Some(torn) = frames.torn {
             tracing::warn!(
                 path = %path.display(),
                 offset = torn.offset,

@@ -146,6 +146,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Summary> {
     let mut registered = registered?;
     let ended = std::mem::replace(&mut registered.sessions, Sessions::Held(Vec::new()));
     let resumed = end_sessions(ctx, ended).await;
+    // Lost detached sessions explain consumers that never caught up (their
+    // nodes vanished): say that first.
+    if let (Err(lost), Err(why)) = (&resumed, &seen) {
+        bail!("{lost:#}; consumers: {why:#}");
+    }
     let seen = seen?;
     let present = present?;
     let (resumed, refreshes) = resumed?;

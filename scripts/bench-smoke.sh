@@ -58,4 +58,11 @@ timeout 300 "${BENCH[@]}" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" 
     --io-timeout 20 \
     create get set mixed delete children multi register expire churn mem \
     >"$WORK/results.jsonl"
+# register with providers that drop their connections once registered
+# (--provider-detach); the longest timeout the tick allows (20 ticks).
+timeout 300 "${BENCH[@]}" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+    --no-progress --providers 20 --consumers 5 --interfaces 5 --subscriptions 2 \
+    --provider-detach --provider-window 4 --session-timeout 4000 --io-timeout 20 \
+    register >>"$WORK/results.jsonl"
+grep -q '"mode":"detach"' "$WORK/results.jsonl" || { echo "no detached register run"; exit 1; }
 echo "== all workloads verified ($(wc -l <"$WORK/results.jsonl") JSON lines)"

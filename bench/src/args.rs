@@ -109,6 +109,19 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2_000)]
     pub providers: usize,
 
+    /// `register`: each provider drops its TCP connection once its create is
+    /// acknowledged, without closing its session (as behind a broken link);
+    /// the sessions are resumed and closed at the end. Lets more providers
+    /// run than file descriptors allow (see BENCHMARKS.md).
+    #[arg(long)]
+    pub provider_detach: bool,
+
+    /// With `--provider-detach`: providers registering at once (and as many
+    /// keep-alive resumes). Handshakes in flight beyond the server's listen
+    /// backlog (128 for Canopy, 50 for ZooKeeper) get their SYNs dropped.
+    #[arg(long, default_value_t = 64)]
+    pub provider_window: usize,
+
     /// Watching consumer sessions for `register` and `churn`.
     #[arg(long, default_value_t = 100)]
     pub consumers: usize,
@@ -187,6 +200,13 @@ impl BenchArgs {
         if self.keys == 0 || self.parents == 0 || self.multi_size == 0 {
             return Err("--keys, --parents and --multi-size must be at least 1".into());
         }
+        // Provider ids travel in the low 24 bits of their node's IP.
+        if self.providers > 1 << 24 {
+            return Err("--providers is at most 16,777,216".into());
+        }
+        if self.provider_window == 0 {
+            return Err("--provider-window must be at least 1".into());
+        }
         if self.interfaces == 0 || self.subscriptions == 0 {
             return Err("--interfaces and --subscriptions must be at least 1".into());
         }
@@ -227,7 +247,11 @@ mod tests {
         assert_eq!(args.server_pids, vec![7, 9]);
         assert_eq!(args.sessions, 4);
         assert_eq!(args.outstanding, 256);
+        assert!(!args.provider_detach);
         assert!(args.validate().is_ok());
+        let detach = parse("--server a:1 register --provider-detach --provider-window 64").unwrap();
+        assert!(detach.provider_detach);
+        assert_eq!(detach.provider_window, 64);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Conn {
     next_xid: i32,
     io_timeout: Duration,
     pub session_id: i64,
+    /// The session's password, needed to resume it on a new connection.
+    pub passwd: Bytes,
     /// The negotiated session timeout in milliseconds.
     pub timeout_ms: i32,
     /// Notifications that arrived while [`Conn::call`] waited for a reply.
@@ -85,6 +87,35 @@ impl Conn {
         session_timeout_ms: u32,
         io_timeout: Duration,
     ) -> Result<Conn> {
+        Conn::open(
+            addr,
+            session_timeout_ms,
+            io_timeout,
+            0,
+            Bytes::from_static(&[0; 16]),
+        )
+        .await
+    }
+
+    /// Connects and resumes an existing session (as a client does after
+    /// losing its connection). Fails if the server says the session is gone.
+    pub async fn resume(
+        addr: &str,
+        session_timeout_ms: u32,
+        io_timeout: Duration,
+        session_id: i64,
+        passwd: Bytes,
+    ) -> Result<Conn> {
+        Conn::open(addr, session_timeout_ms, io_timeout, session_id, passwd).await
+    }
+
+    async fn open(
+        addr: &str,
+        session_timeout_ms: u32,
+        io_timeout: Duration,
+        session_id: i64,
+        passwd: Bytes,
+    ) -> Result<Conn> {
         let stream = timeout(io_timeout, TcpStream::connect(addr))
             .await
             .with_context(|| format!("connecting to {addr} timed out"))?
@@ -98,6 +129,7 @@ impl Conn {
             next_xid: 1,
             io_timeout,
             session_id: 0,
+            passwd: Bytes::new(),
             timeout_ms: 0,
             events: VecDeque::new(),
         };
@@ -105,8 +137,8 @@ impl Conn {
             protocol_version: 0,
             last_zxid_seen: 0,
             timeout: i32::try_from(session_timeout_ms).unwrap_or(i32::MAX),
-            session_id: 0,
-            passwd: Bytes::from_static(&[0; 16]),
+            session_id,
+            passwd,
             read_only: Some(false),
         };
         conn.push_raw(|out| request.encode(out));
@@ -115,9 +147,13 @@ impl Conn {
         let response = ConnectResponse::from_bytes(&frame)
             .map_err(|e| anyhow!("bad connect response from {addr}: {e:?}"))?;
         if response.timeout <= 0 || response.session_id == 0 {
+            if session_id != 0 {
+                bail!("{addr}: session 0x{session_id:x} has expired");
+            }
             bail!("{addr} refused the session");
         }
         conn.session_id = response.session_id;
+        conn.passwd = response.passwd;
         conn.timeout_ms = response.timeout;
         Ok(conn)
     }

@@ -37,6 +37,22 @@ pub fn own() -> Option<Sample> {
     sample(&[std::process::id()])
 }
 
+/// This process's soft limit on open files (`ulimit -n`), from
+/// `/proc/self/limits`; `None` if unknown or unlimited.
+pub fn open_files_limit() -> Option<u64> {
+    max_open_files(&fs::read_to_string("/proc/self/limits").ok()?)
+}
+
+/// The soft value of the `Max open files` line of a limits file.
+fn max_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// `utime + stime` from a `/proc/<pid>/stat` line. The command name (field 2)
 /// may contain spaces and parentheses, so fields are counted after the last `)`.
 fn cpu_seconds(stat: &str) -> Option<f64> {
@@ -70,6 +86,17 @@ mod tests {
         let status = "Name:\tcanopy\nVmPeak:\t  9 kB\nVmRSS:\t    2048 kB\nThreads: 3\n";
         assert_eq!(rss_bytes(status), Some(2048 * 1024));
         assert_eq!(rss_bytes("Name: x\n"), None);
+    }
+
+    #[test]
+    fn parses_the_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             unlimited            unlimited            processes \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(max_open_files(limits), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(max_open_files(unlimited), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Summary {
     pub servers: String,
     pub sessions: usize,
     pub outstanding: usize,
+    /// How the workload ran when it has variants (`register`: `held` or
+    /// `detach`, see `--provider-detach`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// Successful measured operations.
     pub ops: u64,
     pub duration_s: f64,
@@ -101,9 +105,14 @@ impl Summary {
             (None, true) => "verified".to_string(),
             (None, false) => "not verified".to_string(),
         };
+        let mode = self
+            .mode
+            .as_deref()
+            .map(|m| format!(", mode {m}"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "== {} against {} ({} sessions x {} outstanding): {status}",
+            "== {} against {} ({} sessions x {} outstanding{mode}): {status}",
             self.workload, self.servers, self.sessions, self.outstanding
         );
         if self.ops > 0 {

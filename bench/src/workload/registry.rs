@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use canopy_protocol::{EventType, GetChildrenRequest, Request, Response};
+use canopy_protocol::{EventType, GetChildrenRequest, Request};
 
 use crate::conn::Conn;
 use crate::stats::Recorder;
@@ -46,13 +46,68 @@ pub fn provider_node(id: u32, iface: usize) -> String {
 
 /// The provider id inside a [`provider_node`] name.
 pub fn provider_id(node: &str) -> Option<u32> {
-    const MARK: &str = "bench.id%3D";
-    let start = node.find(MARK)? + MARK.len();
-    let digits: String = node[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().ok()
+    provider_id_bytes(node.as_bytes())
+}
+
+/// What every provider node name starts with, up to its IP's second octet.
+const NODE_PREFIX: &[u8] = b"dubbo%3A%2F%2F10.";
+
+/// The provider id inside a [`provider_node`] name, read from the three low
+/// octets of its IP (`10.a.b.c`, the id's low 24 bits; the `bench.id`
+/// parameter says the same). Consumers read every child of every listing, so
+/// this only looks at the first few bytes.
+pub fn provider_id_bytes(node: &[u8]) -> Option<u32> {
+    let rest = node.strip_prefix(NODE_PREFIX)?;
+    let mut id = 0u32;
+    let mut octets = 0;
+    let mut octet = 0u32;
+    let mut digits = 0;
+    for &b in rest {
+        match b {
+            b'0'..=b'9' if digits < 3 => {
+                octet = octet * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' | b'%' if digits > 0 && octet <= 255 => {
+                id = (id << 8) | octet;
+                octets += 1;
+                if b == b'%' {
+                    break;
+                }
+                (octet, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    (octets == 3).then_some(id)
+}
+
+/// The provider ids in a getChildren reply body, read in place (no strings
+/// are built): a count, then that many length-prefixed names. Names that are
+/// not provider nodes are skipped.
+pub fn listed_ids(body: &[u8], ids: &mut Vec<u32>) -> Result<()> {
+    ids.clear();
+    let mut rest = body;
+    let take_i32 = |rest: &mut &[u8]| -> Result<i32> {
+        let (head, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| anyhow!("truncated getChildren reply"))?;
+        *rest = tail;
+        Ok(i32::from_be_bytes(*head))
+    };
+    let count = take_i32(&mut rest)?;
+    for _ in 0..count.max(0) {
+        let len = take_i32(&mut rest)?.max(0) as usize;
+        if rest.len() < len {
+            bail!("truncated getChildren reply");
+        }
+        let (name, tail) = rest.split_at(len);
+        rest = tail;
+        if let Some(id) = provider_id_bytes(name) {
+            ids.push(id);
+        }
+    }
+    Ok(())
 }
 
 /// `java.net.URLEncoder.encode(s, "UTF-8")`, which Dubbo uses for node names.
@@ -153,6 +208,8 @@ pub async fn consume(
     let mut early_joins: Vec<(u32, u64)> = Vec::new();
     let mut early_leaves: Vec<(u32, u64)> = Vec::new();
     let mut seen = Seen::default();
+    // Reused for every listing.
+    let mut listed: Vec<u32> = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         asked.insert(conn.push(&list(path)), i);
     }
@@ -209,27 +266,38 @@ pub async fn consume(
                 seen.joins.error(reply.header.err);
                 continue;
             }
-            let children = match reply.decode(canopy_protocol::OpCode::GetChildren)? {
-                Response::GetChildren(r) => r.children,
-                other => bail!("unexpected reply {other:?}"),
-            };
-            let now_ids: HashSet<u32> = children.iter().filter_map(|c| provider_id(c)).collect();
-            for id in now_ids.difference(&known[i]) {
+            listed_ids(&reply.body, &mut listed)?;
+            // New ids are joins; if fewer listed ids were known than are
+            // known, some left (names are unique within a folder).
+            let mut still_known = 0;
+            let mut changed = false;
+            for id in &listed {
+                if known[i].contains(id) {
+                    still_known += 1;
+                    continue;
+                }
+                changed = true;
                 match board.created_at(*id) {
                     Some(t) => seen.joins.record_us(now.saturating_sub(t)),
                     None => early_joins.push((*id, now)),
                 }
             }
-            for id in known[i].difference(&now_ids) {
-                match board.removed_at(*id) {
-                    Some(t) => seen.leaves.record_us(now.saturating_sub(t)),
-                    None => early_leaves.push((*id, now)),
+            if still_known < known[i].len() {
+                changed = true;
+                let now_ids: HashSet<u32> = listed.iter().copied().collect();
+                for id in known[i].difference(&now_ids) {
+                    match board.removed_at(*id) {
+                        Some(t) => seen.leaves.record_us(now.saturating_sub(t)),
+                        None => early_leaves.push((*id, now)),
+                    }
                 }
+                known[i] = now_ids;
+            } else {
+                known[i].extend(listed.iter().copied());
             }
-            if now_ids != known[i] {
+            if changed {
                 last_progress = Instant::now();
             }
-            known[i] = now_ids;
         }
         if conn.has_unsent() {
             conn.flush().await?;
@@ -290,7 +358,33 @@ mod tests {
         );
         assert!(!node.contains('/'));
         assert_eq!(provider_id(&node), Some(70_000));
+        assert_eq!(provider_id(&provider_node(0, 0)), Some(0));
+        assert_eq!(provider_id(&provider_node(0xff_ffff, 99)), Some(0xff_ffff));
         assert_eq!(provider_id("consumer%3A%2F%2Fx"), None);
+        assert_eq!(provider_id("dubbo%3A%2F%2F10.1.2%3A20880"), None);
+        assert_eq!(provider_id("dubbo%3A%2F%2F10.1.256.3%3A20880"), None);
+        assert_eq!(provider_id("dubbo%3A%2F%2F10.1.2.3"), None);
+    }
+
+    #[test]
+    fn listings_are_read_in_place() {
+        let names = [
+            provider_node(5, 1),
+            "other".to_string(),
+            provider_node(70_000, 2),
+        ];
+        let mut body = Vec::new();
+        body.extend_from_slice(&(names.len() as i32).to_be_bytes());
+        for n in &names {
+            body.extend_from_slice(&(n.len() as i32).to_be_bytes());
+            body.extend_from_slice(n.as_bytes());
+        }
+        let mut ids = vec![9];
+        listed_ids(&body, &mut ids).unwrap();
+        assert_eq!(ids, vec![5, 70_000]);
+        assert!(listed_ids(&body[..body.len() - 1], &mut ids).is_err());
+        listed_ids(&0i32.to_be_bytes(), &mut ids).unwrap();
+        assert!(ids.is_empty());
     }
 
     #[test]

@@ -68,7 +68,7 @@ REGISTER = [
 
 
 def cases(quick: bool, providers: int, consumers: int, mem_znodes: int,
-          big_providers: int = 20000, big_consumers: int = 1000) -> List[tuple]:
+          big_providers: int = 0, big_consumers: int = 1000) -> List[tuple]:
     d = "2" if quick else "10"
     w = "0.5" if quick else "2"
     load = ["--sessions", "16", "--outstanding", "256", "--duration", d, "--warmup", w]
@@ -101,14 +101,6 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int,
         ("set serial", "set", serial, SERIAL),
         (f"register {providers} providers / {consumers} consumers", "register",
          ["--providers", str(providers), "--consumers", str(consumers)], REGISTER),
-        # More sessions than the 20,000 open files a process may have here:
-        # providers drop their connections once registered (sessions live on,
-        # kept alive by brief resumes; see BENCHMARKS.md). The session
-        # timeout is the largest both servers allow at tickTime 2000.
-        (f"register {big_providers} providers / {big_consumers} consumers, detached", "register",
-         ["--providers", str(big_providers), "--consumers", str(big_consumers),
-          "--provider-detach", "--session-timeout", "40000", "--io-timeout", "300"],
-         REGISTER + [("bench CPU share of a core", "extra.bench_cpu_share", True)]),
         ("churn 200 providers / 100 consumers", "churn",
          ["--providers", "200", "--consumers", "100", "--churn-seconds", d],
          [("changes/s", "ops_per_s", False),
@@ -118,7 +110,17 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int,
          [("median x timeout", "extra.timeout_multiple_median", True),
           ("max x timeout", "extra.timeout_multiple_max", True),
           ("max ms past timeout", "extra.max_ms_past_timeout", True)]),
-    ]
+    ] + ([] if big_providers <= 0 else [
+        # More sessions than the 20,000 open files a process may have here:
+        # providers drop their connections once registered (sessions live on,
+        # kept alive by brief resumes; see BENCHMARKS.md). The session
+        # timeout is the largest both servers allow at tickTime 2000. Opt-in
+        # (--big-providers): it has not yet completed on this machine.
+        (f"register {big_providers} providers / {big_consumers} consumers, detached", "register",
+         ["--providers", str(big_providers), "--consumers", str(big_consumers),
+          "--provider-detach", "--session-timeout", "40000", "--io-timeout", "300"],
+         REGISTER + [("bench CPU share of a core", "extra.bench_cpu_share", True)]),
+    ])
 
 
 def one_session(outstanding: int, duration: str, warmup: str) -> List[str]:
@@ -366,8 +368,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="2 s phases, 100k znodes for mem")
     p.add_argument("--providers", type=int, default=2000)
     p.add_argument("--consumers", type=int, default=100)
-    p.add_argument("--big-providers", type=int, default=20000,
-                   help="providers of the detached register case")
+    p.add_argument("--big-providers", type=int, default=0,
+                   help="providers of the detached register case (0: not run)")
     p.add_argument("--big-consumers", type=int, default=1000)
     p.add_argument("--mem-znodes", type=int, default=None, help="1,000,000 by default")
     p.add_argument("--only", default="", help="comma-separated case names to run (prefixes)")

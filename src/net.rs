@@ -88,6 +88,9 @@ pub async fn accept_loop<F, Fut>(
 enum Ending {
     PeerClosed,
     Closed(String),
+    /// An unknown opcode: answer its xid (when it could be read) with
+    /// Unimplemented, then close.
+    Unimplemented(Option<i32>, String),
 }
 
 /// Serves one connection, plain or TLS (the secure port hands over the
@@ -172,9 +175,11 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
         // Already logged, with its figures, when it was cut off.
         Ending::Closed(_) if cut_off.is_cut_off() => {}
-        Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),
+        Ending::Closed(reason) | Ending::Unimplemented(_, reason) => {
+            tracing::info!(%addr, "closing connection: {reason}")
+        }
     }
-    if let Ending::Closed(reason) = ending {
+    if let Ending::Closed(reason) | Ending::Unimplemented(_, reason) = ending {
         if let Some(conn) = core.lock().conns.get(&conn_id) {
             conn.out.send(Outbound::Close(reason));
         }
@@ -198,17 +203,24 @@ async fn read_loop(
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
+    // The requests of one read, run under one hold of the lock.
+    let mut batch: Vec<(RequestHeader, Request)> = Vec::new();
     loop {
+        // A connection cut off (or closed) by the server runs none of the
+        // requests it still has buffered.
+        if stop.is_cancelled() {
+            return Ending::Closed("closed by the server".into());
+        }
+        // Set when a frame ends the connection: the requests before it still run.
+        let mut ending = None;
         loop {
-            // A connection cut off (or closed) by the server runs none of the
-            // requests it still has buffered.
-            if stop.is_cancelled() {
-                return Ending::Closed("closed by the server".into());
-            }
             let frame = match codec.decode(buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Err(err) => return Ending::Closed(format!("bad frame: {err}")),
+                Err(err) => {
+                    ending = Some(Ending::Closed(format!("bad frame: {err}")));
+                    break;
+                }
             };
             if !attached {
                 let request = match ConnectRequest::from_bytes(&frame) {
@@ -223,21 +235,41 @@ async fn read_loop(
                 }
                 continue;
             }
-            let (header, request) = match Request::decode_frame(&frame) {
-                Ok(decoded) => decoded,
+            match Request::decode_frame(&frame) {
+                Ok(decoded) => batch.push(decoded),
                 Err(err @ DecodeError::UnknownOpCode(_)) => {
                     // As ZooKeeper's UnimplementedRequestProcessor: answer the
-                    // xid with Unimplemented, then close.
-                    if let Ok((_, header)) = RequestHeader::decode(&frame) {
-                        core.lock()
-                            .reply_error(conn_id, header.xid, ErrorCode::Unimplemented);
-                    }
-                    return Ending::Closed(format!("malformed request: {err}"));
+                    // xid with Unimplemented (after the requests before it),
+                    // then close.
+                    let xid = RequestHeader::decode(&frame).ok().map(|(_, h)| h.xid);
+                    ending = Some(Ending::Unimplemented(
+                        xid,
+                        format!("malformed request: {err}"),
+                    ));
+                    break;
                 }
-                Err(err) => return Ending::Closed(format!("malformed request: {err}")),
-            };
-            if let Action::Close(reason) = core.lock().process(conn_id, header, request) {
-                return Ending::Closed(reason);
+                Err(err) => {
+                    ending = Some(Ending::Closed(format!("malformed request: {err}")));
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() || ending.is_some() {
+            let mut core = core.lock();
+            if !batch.is_empty() {
+                if let Action::Close(reason) = core.process_batch(conn_id, batch.drain(..)) {
+                    return Ending::Closed(reason);
+                }
+            }
+            match ending {
+                None => {}
+                Some(Ending::Unimplemented(xid, reason)) => {
+                    if let Some(xid) = xid {
+                        core.reply_error(conn_id, xid, ErrorCode::Unimplemented);
+                    }
+                    return Ending::Closed(reason);
+                }
+                Some(ending) => return ending,
             }
         }
         let read = tokio::select! {

@@ -14,8 +14,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Bytes a read may take at once.
-const READ_CHUNK: usize = 4096;
+/// Bytes a read may take at once: room for a few hundred small requests, so
+/// a busy client's pipeline comes in with few reads.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The reading half of a connection.
 pub trait ConnReader: AsyncRead + Unpin + Send {

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use canopy_protocol::{
-    build_frame, notification_frame, perms, reply_frame, AddWatchMode, ClientInfo, ConnectRequest,
+    build_frame, notification_frame, perms, AddWatchMode, ClientInfo, ConnectRequest,
     ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode, ErrorResponse,
     GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
     GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp, MultiResponse, OpCode,
@@ -28,7 +28,7 @@ use crate::access::AccessControl;
 use crate::acl;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outbound::OutboundSender;
+use crate::outbound::{put_frame, OutboundSender};
 use crate::prep::{Prep, PrepRules};
 use crate::quota::WriteLimits;
 use crate::session::SessionTracker;
@@ -76,6 +76,14 @@ impl Conn {
         // cut off or going away; nothing to do here but not count it.
         let size = frame.len();
         if self.out.send_frame(frame, after) {
+            self.metrics.add_sent(size);
+        }
+    }
+
+    /// Queues a frame whose body `write` encodes straight into the
+    /// connection's queue (no buffer of its own).
+    fn send_with(&self, after: i64, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(size) = self.out.send_with(after, |out| put_frame(out, write)) {
             self.metrics.add_sent(size);
         }
     }
@@ -582,6 +590,14 @@ impl Core {
                     }
                 }
             }
+            Request::GetData(r) => {
+                if let Err(code) = self.send_data(conn_id, header.xid, &r.path, r.watch) {
+                    let zxid = self.last_zxid;
+                    self.send_reply(conn_id, header.xid, zxid, code.code(), &Response::Empty);
+                }
+                done.add(op, header.xid);
+                return Action::Continue;
+            }
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
@@ -636,12 +652,41 @@ impl Core {
     fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.sent += 1;
-            conn.send(
-                reply_frame(&ReplyHeader { xid, zxid, err }, body),
-                self.last_zxid,
-            );
+            conn.send_with(self.last_zxid, |out| {
+                ReplyHeader { xid, zxid, err }.encode(out);
+                body.encode(out);
+            });
             self.stats.packets_sent += 1;
         }
+    }
+
+    /// Answers getData by encoding the node's data straight into the
+    /// connection's queue: the hottest read takes no reference to the data
+    /// (a shared counter the threads would fight over) and builds no reply.
+    fn send_data(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        path: &str,
+        watch: bool,
+    ) -> Result<(), ErrorCode> {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return Ok(());
+        };
+        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, perms::READ, &conn.identities)?;
+        let zxid = self.last_zxid;
+        conn.stats.sent += 1;
+        conn.send_with(zxid, |out| {
+            ReplyHeader { xid, zxid, err: 0 }.encode(out);
+            node.data.encode(out);
+            node.stat().encode(out);
+        });
+        self.stats.packets_sent += 1;
+        if watch {
+            self.watches.add_data_watch(path, conn_id);
+        }
+        Ok(())
     }
 
     /// closeSession from the client itself: the connection is closed by the

@@ -189,13 +189,22 @@ impl Metrics {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         let size = bytes as i64;
         let sizes = &self.response_size;
-        sizes.last.store(size, Ordering::Relaxed);
-        sizes.max.fetch_max(size, Ordering::Relaxed);
-        let _ = sizes
-            .min
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
-                (min < 0 || size < min).then_some(size)
-            });
+        // Plain loads first: the extremes rarely change, and a write to a
+        // counter every thread touches costs far more than a read.
+        if sizes.last.load(Ordering::Relaxed) != size {
+            sizes.last.store(size, Ordering::Relaxed);
+        }
+        if size > sizes.max.load(Ordering::Relaxed) {
+            sizes.max.fetch_max(size, Ordering::Relaxed);
+        }
+        let min = sizes.min.load(Ordering::Relaxed);
+        if min < 0 || size < min {
+            let _ = sizes
+                .min
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
+                    (min < 0 || size < min).then_some(size)
+                });
+        }
     }
 
     /// (last, min, max) response size in bytes; -1 before any.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
 use crate::metrics::Metrics;
-use crate::outbound::{self, OutboundReceiver};
+use crate::outbound::{self, OutboundReceiver, Taken};
 use crate::stream::{ConnReader, ConnWriter};
 
 /// Accepts connections on the client port until `shutdown` is cancelled.
@@ -296,57 +296,56 @@ async fn read_some(reader: &mut impl ConnReader, buf: &mut BytesMut) -> std::io:
     reader.read_some(buf).await
 }
 
-/// Writes queued frames in order, batching whatever is ready into one write.
-/// A frame that depends on a change not yet on disk waits for the log (what
-/// is before it is written first). Ends on a Close (after writing what came
-/// before it), when the core drops the connection's sender, or at once when
-/// the connection is cut off for not reading; it then tells the read loop to
-/// stop.
+/// Writes queued frames in order, taking whatever is queued at once and
+/// writing it with as few writes as the log allows: a run of frames that
+/// depends on a change not yet on disk waits for the log (what is before it
+/// is written first). Ends on a Close (after writing what came before it),
+/// when every sender is gone, or at once when the connection is cut off for
+/// not reading; it then tells the read loop to stop.
 async fn write_loop(
     mut writer: impl ConnWriter,
     mut rx: OutboundReceiver,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
-    // Allocated only while there is something to send, so an idle
-    // connection holds no write buffer.
-    let mut batch: Vec<u8> = Vec::new();
     // Every wait below (a full socket, the log) ends when the connection is
     // cut off for not reading.
     let cut_off = rx.cut_off();
     let sent = async {
-        'outer: while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Outbound::Frame { frame, after } => {
-                        if *durable.borrow() < after {
-                            if write_batch(&mut writer, &mut batch).await.is_err() {
-                                break 'outer;
-                            }
-                            if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
-                                // The log writer is gone: the server is stopping.
-                                break 'outer;
-                            }
-                        }
-                        batch.extend_from_slice(&frame);
-                        rx.written(frame.len());
-                        if batch.len() >= WRITE_BATCH_BYTES
-                            && write_batch(&mut writer, &mut batch).await.is_err()
+        let mut taken = Taken::default();
+        while rx.recv(&mut taken).await {
+            let mut from = 0;
+            let mut run_start = 0;
+            for &(end, after) in &taken.runs {
+                if *durable.borrow() < after {
+                    if from < run_start {
+                        if writer
+                            .write_all(&taken.bytes[from..run_start])
+                            .await
+                            .is_err()
                         {
-                            break 'outer;
+                            return;
                         }
+                        rx.written(run_start - from);
+                        from = run_start;
                     }
-                    Outbound::Close(_) => {
-                        let _ = write_batch(&mut writer, &mut batch).await;
-                        break 'outer;
+                    if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
+                        // The log writer is gone: the server is stopping.
+                        return;
                     }
                 }
-                next = rx.try_recv();
+                run_start = end;
             }
-            if write_batch(&mut writer, &mut batch).await.is_err() {
-                break;
+            if from < taken.bytes.len() {
+                if writer.write_all(&taken.bytes[from..]).await.is_err() {
+                    return;
+                }
+                rx.written(taken.bytes.len() - from);
             }
+            if taken.close.is_some() {
+                return;
+            }
+            taken.clear();
         }
     };
     let finished = tokio::select! {
@@ -361,20 +360,4 @@ async fn write_loop(
         writer.reset();
     }
     stop.cancel();
-}
-
-/// Bytes gathered before a write goes out even if more frames are queued.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
-
-/// Writes the batch and empties it, giving back a large buffer.
-async fn write_batch(writer: &mut impl ConnWriter, batch: &mut Vec<u8>) -> std::io::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    writer.write_all(batch).await?;
-    batch.clear();
-    if batch.capacity() > 4096 {
-        *batch = Vec::new();
-    }
-    Ok(())
 }

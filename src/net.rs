@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use canopy_protocol::{
-    ConnectRequest, DecodeError, ErrorCode, FrameCodec, Id, Jute, Request, RequestHeader,
+    ConnectRequest, DecodeError, ErrorCode, FrameCodec, FrameError, Id, Jute, Request,
+    RequestHeader,
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -214,16 +215,21 @@ async fn read_loop(
         // Set when a frame ends the connection: the requests before it still run.
         let mut ending = None;
         loop {
-            let frame = match codec.decode(buf) {
-                Ok(Some(frame)) => frame,
+            let len = match next_frame(&mut codec, buf) {
+                Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(err) => {
                     ending = Some(Ending::Closed(format!("bad frame: {err}")));
                     break;
                 }
             };
+            // Decoded in place (the request copies what it keeps), then
+            // dropped from the buffer.
+            let frame = &buf[4..4 + len];
             if !attached {
-                let request = match ConnectRequest::from_bytes(&frame) {
+                let request = ConnectRequest::from_bytes(frame);
+                buf.advance(4 + len);
+                let request = match request {
                     Ok(request) => request,
                     Err(err) => return Ending::Closed(format!("malformed connect request: {err}")),
                 };
@@ -235,21 +241,25 @@ async fn read_loop(
                 }
                 continue;
             }
-            match Request::decode_frame(&frame) {
-                Ok(decoded) => batch.push(decoded),
+            let decoded = match Request::decode_frame(frame) {
+                Ok(decoded) => Ok(decoded),
                 Err(err @ DecodeError::UnknownOpCode(_)) => {
                     // As ZooKeeper's UnimplementedRequestProcessor: answer the
                     // xid with Unimplemented (after the requests before it),
                     // then close.
-                    let xid = RequestHeader::decode(&frame).ok().map(|(_, h)| h.xid);
-                    ending = Some(Ending::Unimplemented(
+                    let xid = RequestHeader::decode(frame).ok().map(|(_, h)| h.xid);
+                    Err(Ending::Unimplemented(
                         xid,
                         format!("malformed request: {err}"),
-                    ));
-                    break;
+                    ))
                 }
-                Err(err) => {
-                    ending = Some(Ending::Closed(format!("malformed request: {err}")));
+                Err(err) => Err(Ending::Closed(format!("malformed request: {err}"))),
+            };
+            buf.advance(4 + len);
+            match decoded {
+                Ok(decoded) => batch.push(decoded),
+                Err(end) => {
+                    ending = Some(end);
                     break;
                 }
             }
@@ -287,9 +297,29 @@ async fn read_loop(
     }
 }
 
-/// Reads what the connection has into `buf`. An empty buffer is given back
-/// before waiting, so an idle connection holds no read buffer.
+/// The length of the complete frame at the start of `buf`, if there is one
+/// (its body follows the 4-byte prefix). Anything else (a partial or refused
+/// frame) is left to the codec, which reserves room or says why.
+fn next_frame(codec: &mut FrameCodec, buf: &mut BytesMut) -> Result<Option<usize>, FrameError> {
+    if let Some(prefix) = buf.get(..4) {
+        let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if let Ok(len) = usize::try_from(len) {
+            if len <= codec.max_frame() && buf.len() >= 4 + len {
+                return Ok(Some(len));
+            }
+        }
+    }
+    // Incomplete or refused: the codec never returns a frame here.
+    codec.decode(buf).map(|_| None)
+}
+
+/// Reads what the connection has into `buf`. A busy connection keeps its
+/// buffer from one read to the next; an empty one is given back before
+/// waiting, so an idle connection holds no read buffer.
 async fn read_some(reader: &mut impl ConnReader, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if let Some(read) = reader.try_read_some(buf) {
+        return read;
+    }
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
     }

@@ -28,6 +28,12 @@ pub trait ConnReader: AsyncRead + Unpin + Send {
             self.read_buf(buf).await
         }
     }
+
+    /// Reads what is available now into `buf` without waiting: None when
+    /// nothing is (or the stream cannot tell without waiting).
+    fn try_read_some(&mut self, _buf: &mut BytesMut) -> Option<io::Result<usize>> {
+        None
+    }
 }
 
 /// The writing half of a connection.
@@ -37,6 +43,14 @@ pub trait ConnWriter: AsyncWrite + Unpin + Send + 'static {
 }
 
 impl ConnReader for OwnedReadHalf {
+    fn try_read_some(&mut self, buf: &mut BytesMut) -> Option<io::Result<usize>> {
+        buf.reserve(READ_CHUNK);
+        match self.try_read_buf(buf) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => None,
+            read => Some(read),
+        }
+    }
+
     async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
             self.readable().await?;

@@ -6,6 +6,8 @@
 //! showing newer data.
 
 use std::collections::HashMap;
+
+use ahash::RandomState;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use canopy_protocol::{
-    build_frame, notification_frame, perms, reply_frame, AddWatchMode, ClientInfo, ConnectRequest,
+    build_frame, notification_frame, perms, AddWatchMode, ClientInfo, ConnectRequest,
     ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode, ErrorResponse,
     GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
     GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp, MultiResponse, OpCode,
@@ -26,7 +28,7 @@ use crate::access::AccessControl;
 use crate::acl;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outbound::OutboundSender;
+use crate::outbound::{put_frame, OutboundSender};
 use crate::prep::{Prep, PrepRules};
 use crate::quota::WriteLimits;
 use crate::session::SessionTracker;
@@ -77,6 +79,35 @@ impl Conn {
             self.metrics.add_sent(size);
         }
     }
+
+    /// Queues a frame whose body `write` encodes straight into the
+    /// connection's queue (no buffer of its own).
+    fn send_with(&self, after: i64, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(size) = self.out.send_with(after, |out| put_frame(out, write)) {
+            self.metrics.add_sent(size);
+        }
+    }
+}
+
+/// The requests of one batch, counted once the batch is done.
+#[derive(Default)]
+struct Done {
+    /// How many of each type (few types per batch: a short list).
+    per_op: Vec<(OpCode, u64)>,
+    total: u64,
+    /// The type and xid of the last one.
+    last: Option<(OpCode, i32)>,
+}
+
+impl Done {
+    fn add(&mut self, op: OpCode, xid: i32) {
+        match self.per_op.iter_mut().find(|(seen, _)| *seen == op) {
+            Some((_, n)) => *n += 1,
+            None => self.per_op.push((op, 1)),
+        }
+        self.total += 1;
+        self.last = Some((op, xid));
+    }
 }
 
 /// What the connection should do after a request.
@@ -112,9 +143,9 @@ pub struct Core {
     pub tree: Tree,
     pub sessions: SessionTracker,
     pub watches: WatchManager,
-    pub conns: HashMap<ConnId, Conn>,
+    pub conns: HashMap<ConnId, Conn, RandomState>,
     /// The connection each session is attached to, if any.
-    session_conns: HashMap<i64, ConnId>,
+    session_conns: HashMap<i64, ConnId, RandomState>,
     pub last_zxid: i64,
     pub stats: ServerStats,
     started: Instant,
@@ -163,8 +194,8 @@ impl Core {
             tree: recovered.tree,
             sessions,
             watches: WatchManager::default(),
-            conns: HashMap::new(),
-            session_conns: HashMap::new(),
+            conns: HashMap::default(),
+            session_conns: HashMap::default(),
             last_zxid,
             stats: ServerStats::default(),
             started: Instant::now(),
@@ -472,6 +503,47 @@ impl Core {
     /// Handles one request of an attached connection: queues its reply (and
     /// any notifications) and says whether to go on.
     pub fn process(&mut self, conn_id: ConnId, header: RequestHeader, request: Request) -> Action {
+        self.process_batch(conn_id, std::iter::once((header, request)))
+    }
+
+    /// Handles the requests a connection sent, in order, stopping at the
+    /// first that closes it. The clock is read once when the batch starts and
+    /// once when it ends: every request of the batch counts the batch's time
+    /// as its latency (ZooKeeper too counts from the moment a request was
+    /// read off the socket to its reply).
+    pub fn process_batch(
+        &mut self,
+        conn_id: ConnId,
+        requests: impl IntoIterator<Item = (RequestHeader, Request)>,
+    ) -> Action {
+        let started = Instant::now();
+        let now_ms = started.saturating_duration_since(self.started).as_millis() as u64;
+        let mut done = Done::default();
+        let mut action = Action::Continue;
+        for (header, request) in requests {
+            action = self.process_one(conn_id, header, request, now_ms, &mut done);
+            if let Action::Close(_) = action {
+                break;
+            }
+            // A connection cut off for not reading runs none of the
+            // requests it still has buffered.
+            if self.conns.get(&conn_id).is_some_and(|c| c.out.is_cut_off()) {
+                action = Action::Close("closed by the server".into());
+                break;
+            }
+        }
+        self.record_done(conn_id, started, &done);
+        action
+    }
+
+    fn process_one(
+        &mut self,
+        conn_id: ConnId,
+        header: RequestHeader,
+        request: Request,
+        now_ms: u64,
+        done: &mut Done,
+    ) -> Action {
         if self.draining {
             return Action::Close("server shutting down".into());
         }
@@ -481,8 +553,7 @@ impl Core {
         let session_id = conn.session_id;
         conn.stats.received += 1;
         self.stats.packets_received += 1;
-        let now = self.now_ms();
-        if !self.sessions.touch(session_id, now) {
+        if !self.sessions.touch(session_id, now_ms) {
             return Action::Close(format!("session 0x{session_id:x} is gone"));
         }
         if !matches!(request, Request::Auth(_) | Request::Sasl(_)) {
@@ -491,7 +562,6 @@ impl Core {
             }
         }
         let op = request.op_code();
-        let started = Instant::now();
         let result = match request {
             Request::Ping => Ok(Response::Empty),
             Request::Sasl(sasl) => return self.sasl_request(conn_id, header.xid, &sasl.token),
@@ -507,8 +577,7 @@ impl Core {
                             }
                         }
                         self.send_reply(conn_id, header.xid, 0, 0, &Response::Empty);
-                        self.metrics
-                            .record_request(op, started.elapsed().as_micros() as u64);
+                        done.add(op, header.xid);
                         return Action::Continue;
                     }
                     Err(code) => {
@@ -521,16 +590,23 @@ impl Core {
                     }
                 }
             }
+            Request::GetData(r) => {
+                if let Err(code) = self.send_data(conn_id, header.xid, &r.path, r.watch) {
+                    let zxid = self.last_zxid;
+                    self.send_reply(conn_id, header.xid, zxid, code.code(), &Response::Empty);
+                }
+                done.add(op, header.xid);
+                return Action::Continue;
+            }
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
-                self.metrics
-                    .record_request(op, started.elapsed().as_micros() as u64);
+                done.add(op, header.xid);
                 return Action::Close("client closed its session".into());
             }
             request => self.execute(conn_id, session_id, request),
         };
-        self.record_latency(conn_id, op, header.xid, started);
+        done.add(op, header.xid);
         // After a write this is the write's own zxid (refused writes take one
         // too); reads answer with the last applied zxid, as ZooKeeper does.
         let zxid = self.last_zxid;
@@ -538,12 +614,19 @@ impl Core {
         Action::Continue
     }
 
-    fn record_latency(&mut self, conn_id: ConnId, op: OpCode, xid: i32, started: Instant) {
+    /// Counts the requests of a batch in the statistics and metrics.
+    fn record_done(&mut self, conn_id: ConnId, started: Instant, done: &Done) {
+        let Some((last_op, last_xid)) = done.last else {
+            return;
+        };
         let micros = started.elapsed().as_micros() as u64;
-        self.stats.record(micros);
-        self.metrics.record_request(op, micros);
+        self.stats.latency.record_n(micros, done.total);
+        for (op, n) in &done.per_op {
+            self.metrics.record_requests(*op, micros, *n);
+        }
         if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.stats.record(op, xid, micros, self.last_zxid);
+            conn.stats
+                .record(last_op, last_xid, micros, done.total, self.last_zxid);
         }
     }
 
@@ -569,12 +652,41 @@ impl Core {
     fn send_reply(&mut self, conn_id: ConnId, xid: i32, zxid: i64, err: i32, body: &Response) {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.stats.sent += 1;
-            conn.send(
-                reply_frame(&ReplyHeader { xid, zxid, err }, body),
-                self.last_zxid,
-            );
+            conn.send_with(self.last_zxid, |out| {
+                ReplyHeader { xid, zxid, err }.encode(out);
+                body.encode(out);
+            });
             self.stats.packets_sent += 1;
         }
+    }
+
+    /// Answers getData by encoding the node's data straight into the
+    /// connection's queue: the hottest read takes no reference to the data
+    /// (a shared counter the threads would fight over) and builds no reply.
+    fn send_data(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        path: &str,
+        watch: bool,
+    ) -> Result<(), ErrorCode> {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return Ok(());
+        };
+        let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+        acl::check(self.tree.acl(node), perms::READ, &conn.identities)?;
+        let zxid = self.last_zxid;
+        conn.stats.sent += 1;
+        conn.send_with(zxid, |out| {
+            ReplyHeader { xid, zxid, err: 0 }.encode(out);
+            canopy_protocol::jute::encode_buffer(out, node.data());
+            node.stat().encode(out);
+        });
+        self.stats.packets_sent += 1;
+        if watch {
+            self.watches.add_data_watch(path, conn_id);
+        }
+        Ok(())
     }
 
     /// closeSession from the client itself: the connection is closed by the
@@ -584,13 +696,6 @@ impl Core {
         self.commit(session_id, &Txn::CloseSession { session_id })
     }
 
-    fn identities(&self, conn_id: ConnId) -> Vec<Id> {
-        self.conns
-            .get(&conn_id)
-            .map(|c| c.identities.clone())
-            .unwrap_or_default()
-    }
-
     /// Runs a request other than ping, auth and closeSession.
     fn execute(
         &mut self,
@@ -598,17 +703,35 @@ impl Core {
         session_id: i64,
         request: Request,
     ) -> Result<Response, ErrorCode> {
-        let identities = self.identities(conn_id);
+        // The connection's identities are lent out for the request rather
+        // than cloned (strings) for every request; nothing a request runs
+        // reads them from the connection.
+        let identities = match self.conns.get_mut(&conn_id) {
+            Some(conn) => std::mem::take(&mut conn.identities),
+            None => Vec::new(),
+        };
+        let result = self.execute_as(conn_id, session_id, &identities, request);
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.identities = identities;
+        }
+        result
+    }
+
+    fn execute_as(
+        &mut self,
+        conn_id: ConnId,
+        session_id: i64,
+        identities: &[Id],
+        request: Request,
+    ) -> Result<Response, ErrorCode> {
         let rules = self.rules();
         match request {
-            Request::Create(r) => {
-                self.write_create(session_id, &identities, OpCode::Create, &r, -1)
-            }
+            Request::Create(r) => self.write_create(session_id, identities, OpCode::Create, &r, -1),
             Request::Create2(r) => {
-                self.write_create(session_id, &identities, OpCode::Create2, &r, -1)
+                self.write_create(session_id, identities, OpCode::Create2, &r, -1)
             }
             Request::CreateContainer(r) => {
-                self.write_create(session_id, &identities, OpCode::CreateContainer, &r, -1)
+                self.write_create(session_id, identities, OpCode::CreateContainer, &r, -1)
             }
             Request::CreateTtl(r) => {
                 let request = CreateRequest {
@@ -617,19 +740,19 @@ impl Core {
                     acl: r.acl,
                     flags: r.flags,
                 };
-                self.write_create(session_id, &identities, OpCode::CreateTtl, &request, r.ttl)
+                self.write_create(session_id, identities, OpCode::CreateTtl, &request, r.ttl)
             }
             Request::Delete(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).delete(&r);
+                let prepared = Prep::new(&self.tree, session_id, identities, rules).delete(&r);
                 self.write(session_id, prepared, |_, _| Response::Empty)
             }
             Request::DeleteContainer(r) => {
                 let prepared =
-                    Prep::new(&self.tree, session_id, &identities, rules).delete_container(&r.path);
+                    Prep::new(&self.tree, session_id, identities, rules).delete_container(&r.path);
                 self.write(session_id, prepared, |_, _| Response::Empty)
             }
             Request::SetData(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules)
+                let prepared = Prep::new(&self.tree, session_id, identities, rules)
                     .with_limits(self.limits())
                     .set_data(&r);
                 self.write(session_id, prepared, |core, _| {
@@ -639,7 +762,7 @@ impl Core {
                 })
             }
             Request::SetAcl(r) => {
-                let prepared = Prep::new(&self.tree, session_id, &identities, rules).set_acl(&r);
+                let prepared = Prep::new(&self.tree, session_id, identities, rules).set_acl(&r);
                 self.write(session_id, prepared, |core, _| {
                     Response::Stat(StatResponse {
                         stat: core.stat_of(&r.path),
@@ -652,14 +775,14 @@ impl Core {
                 // zxid, READ permission, and a reply with no body. Found by
                 // the session_ops fuzz target: the reply had a Stat that
                 // ZooKeeper's (and our own) client does not expect.
-                let node = self.readable(&r.path, &identities)?;
+                let node = self.readable(&r.path, identities)?;
                 if r.version != -1 && r.version != node.version {
                     return Err(ErrorCode::BadVersion);
                 }
                 Ok(Response::Empty)
             }
             Request::Multi(multi) => {
-                let (txn, _ok) = Prep::new(&self.tree, session_id, &identities, rules)
+                let (txn, _ok) = Prep::new(&self.tree, session_id, identities, rules)
                     .with_limits(self.limits())
                     .multi(&multi.ops);
                 Ok(Response::Multi(
@@ -674,7 +797,7 @@ impl Core {
                 })
             }
             Request::Sasl(_) | Request::CreateSession(_) => Err(ErrorCode::Unimplemented),
-            read => self.read(conn_id, session_id, &identities, read),
+            read => self.read(conn_id, session_id, identities, read),
         }
     }
 

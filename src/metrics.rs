@@ -34,17 +34,25 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn record(&mut self, micros: u64) {
+        self.record_n(micros, 1);
+    }
+
+    /// Counts `n` events that each took `micros`.
+    pub fn record_n(&mut self, micros: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         let at = BUCKETS_MICROS
             .iter()
             .position(|bound| micros <= *bound)
             .unwrap_or(BUCKETS_MICROS.len());
-        self.buckets[at] += 1;
+        self.buckets[at] += n;
         if self.count == 0 || micros < self.min_micros {
             self.min_micros = micros;
         }
         self.max_micros = self.max_micros.max(micros);
-        self.count += 1;
-        self.sum_micros += micros;
+        self.count += n;
+        self.sum_micros += micros * n;
     }
 
     pub fn merge(&mut self, other: &Histogram) {
@@ -158,7 +166,9 @@ pub struct Metrics {
     pub startup_txns_loaded: AtomicU64,
     /// Per request type: how many were processed and how long each took in
     /// the core (decode to reply queued; the wait for the log is apart).
-    requests: Mutex<BTreeMap<&'static str, (OpCode, Histogram)>>,
+    /// A short list searched by opcode: cheaper per request than a map
+    /// keyed by name, and only a handful of request types are ever seen.
+    requests: Mutex<Vec<(OpCode, Histogram)>>,
     /// How long each log fsync took.
     fsync: Mutex<Histogram>,
     /// How long each snapshot took to write.
@@ -179,13 +189,22 @@ impl Metrics {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         let size = bytes as i64;
         let sizes = &self.response_size;
-        sizes.last.store(size, Ordering::Relaxed);
-        sizes.max.fetch_max(size, Ordering::Relaxed);
-        let _ = sizes
-            .min
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
-                (min < 0 || size < min).then_some(size)
-            });
+        // Plain loads first: the extremes rarely change, and a write to a
+        // counter every thread touches costs far more than a read.
+        if sizes.last.load(Ordering::Relaxed) != size {
+            sizes.last.store(size, Ordering::Relaxed);
+        }
+        if size > sizes.max.load(Ordering::Relaxed) {
+            sizes.max.fetch_max(size, Ordering::Relaxed);
+        }
+        let min = sizes.min.load(Ordering::Relaxed);
+        if min < 0 || size < min {
+            let _ = sizes
+                .min
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
+                    (min < 0 || size < min).then_some(size)
+                });
+        }
     }
 
     /// (last, min, max) response size in bytes; -1 before any.
@@ -199,12 +218,20 @@ impl Metrics {
     }
 
     pub fn record_request(&self, op: OpCode, micros: u64) {
-        self.requests
-            .lock()
-            .entry(op.name())
-            .or_insert_with(|| (op, Histogram::default()))
-            .1
-            .record(micros);
+        self.record_requests(op, micros, 1);
+    }
+
+    /// `n` requests of type `op` that each took `micros`.
+    pub fn record_requests(&self, op: OpCode, micros: u64, n: u64) {
+        let mut requests = self.requests.lock();
+        match requests.iter_mut().find(|(seen, _)| *seen == op) {
+            Some((_, histogram)) => histogram.record_n(micros, n),
+            None => {
+                let mut histogram = Histogram::default();
+                histogram.record_n(micros, n);
+                requests.push((op, histogram));
+            }
+        }
     }
 
     pub fn record_fsync(&self, took: Duration) {
@@ -230,7 +257,11 @@ impl Metrics {
 
     /// Per request type name: its opcode and latency histogram.
     pub fn requests(&self) -> BTreeMap<&'static str, (OpCode, Histogram)> {
-        self.requests.lock().clone()
+        self.requests
+            .lock()
+            .iter()
+            .map(|(op, histogram)| (op.name(), (*op, histogram.clone())))
+            .collect()
     }
 
     pub fn fsync(&self) -> Histogram {
@@ -246,7 +277,7 @@ impl Metrics {
     pub fn update_and_read_latency(&self) -> (Histogram, Histogram) {
         let mut update = Histogram::default();
         let mut read = Histogram::default();
-        for (op, histogram) in self.requests.lock().values() {
+        for (op, histogram) in self.requests.lock().iter() {
             if is_update(*op) {
                 update.merge(histogram);
             } else {

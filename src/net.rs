@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use canopy_protocol::{
-    ConnectRequest, DecodeError, ErrorCode, FrameCodec, Id, Jute, Request, RequestHeader,
+    ConnectRequest, DecodeError, ErrorCode, FrameCodec, FrameError, Id, Jute, Request,
+    RequestHeader,
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
 use crate::metrics::Metrics;
-use crate::outbound::{self, OutboundReceiver};
+use crate::outbound::{self, OutboundReceiver, Taken};
 use crate::stream::{ConnReader, ConnWriter};
 
 /// Accepts connections on the client port until `shutdown` is cancelled.
@@ -88,6 +89,9 @@ pub async fn accept_loop<F, Fut>(
 enum Ending {
     PeerClosed,
     Closed(String),
+    /// An unknown opcode: answer its xid (when it could be read) with
+    /// Unimplemented, then close.
+    Unimplemented(Option<i32>, String),
 }
 
 /// Serves one connection, plain or TLS (the secure port hands over the
@@ -172,9 +176,11 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
         // Already logged, with its figures, when it was cut off.
         Ending::Closed(_) if cut_off.is_cut_off() => {}
-        Ending::Closed(reason) => tracing::info!(%addr, "closing connection: {reason}"),
+        Ending::Closed(reason) | Ending::Unimplemented(_, reason) => {
+            tracing::info!(%addr, "closing connection: {reason}")
+        }
     }
-    if let Ending::Closed(reason) = ending {
+    if let Ending::Closed(reason) | Ending::Unimplemented(_, reason) = ending {
         if let Some(conn) = core.lock().conns.get(&conn_id) {
             conn.out.send(Outbound::Close(reason));
         }
@@ -198,20 +204,32 @@ async fn read_loop(
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
+    // The requests of one read, run under one hold of the lock.
+    let mut batch: Vec<(RequestHeader, Request)> = Vec::new();
     loop {
+        // A connection cut off (or closed) by the server runs none of the
+        // requests it still has buffered.
+        if stop.is_cancelled() {
+            return Ending::Closed("closed by the server".into());
+        }
+        // Set when a frame ends the connection: the requests before it still run.
+        let mut ending = None;
         loop {
-            // A connection cut off (or closed) by the server runs none of the
-            // requests it still has buffered.
-            if stop.is_cancelled() {
-                return Ending::Closed("closed by the server".into());
-            }
-            let frame = match codec.decode(buf) {
-                Ok(Some(frame)) => frame,
+            let len = match next_frame(&mut codec, buf) {
+                Ok(Some(len)) => len,
                 Ok(None) => break,
-                Err(err) => return Ending::Closed(format!("bad frame: {err}")),
+                Err(err) => {
+                    ending = Some(Ending::Closed(format!("bad frame: {err}")));
+                    break;
+                }
             };
+            // Decoded in place (the request copies what it keeps), then
+            // dropped from the buffer.
+            let frame = &buf[4..4 + len];
             if !attached {
-                let request = match ConnectRequest::from_bytes(&frame) {
+                let request = ConnectRequest::from_bytes(frame);
+                buf.advance(4 + len);
+                let request = match request {
                     Ok(request) => request,
                     Err(err) => return Ending::Closed(format!("malformed connect request: {err}")),
                 };
@@ -223,21 +241,45 @@ async fn read_loop(
                 }
                 continue;
             }
-            let (header, request) = match Request::decode_frame(&frame) {
-                Ok(decoded) => decoded,
+            let decoded = match Request::decode_frame(frame) {
+                Ok(decoded) => Ok(decoded),
                 Err(err @ DecodeError::UnknownOpCode(_)) => {
                     // As ZooKeeper's UnimplementedRequestProcessor: answer the
-                    // xid with Unimplemented, then close.
-                    if let Ok((_, header)) = RequestHeader::decode(&frame) {
-                        core.lock()
-                            .reply_error(conn_id, header.xid, ErrorCode::Unimplemented);
-                    }
-                    return Ending::Closed(format!("malformed request: {err}"));
+                    // xid with Unimplemented (after the requests before it),
+                    // then close.
+                    let xid = RequestHeader::decode(frame).ok().map(|(_, h)| h.xid);
+                    Err(Ending::Unimplemented(
+                        xid,
+                        format!("malformed request: {err}"),
+                    ))
                 }
-                Err(err) => return Ending::Closed(format!("malformed request: {err}")),
+                Err(err) => Err(Ending::Closed(format!("malformed request: {err}"))),
             };
-            if let Action::Close(reason) = core.lock().process(conn_id, header, request) {
-                return Ending::Closed(reason);
+            buf.advance(4 + len);
+            match decoded {
+                Ok(decoded) => batch.push(decoded),
+                Err(end) => {
+                    ending = Some(end);
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() || ending.is_some() {
+            let mut core = core.lock();
+            if !batch.is_empty() {
+                if let Action::Close(reason) = core.process_batch(conn_id, batch.drain(..)) {
+                    return Ending::Closed(reason);
+                }
+            }
+            match ending {
+                None => {}
+                Some(Ending::Unimplemented(xid, reason)) => {
+                    if let Some(xid) = xid {
+                        core.reply_error(conn_id, xid, ErrorCode::Unimplemented);
+                    }
+                    return Ending::Closed(reason);
+                }
+                Some(ending) => return ending,
             }
         }
         let read = tokio::select! {
@@ -255,66 +297,85 @@ async fn read_loop(
     }
 }
 
-/// Reads what the connection has into `buf`. An empty buffer is given back
-/// before waiting, so an idle connection holds no read buffer.
+/// The length of the complete frame at the start of `buf`, if there is one
+/// (its body follows the 4-byte prefix). Anything else (a partial or refused
+/// frame) is left to the codec, which reserves room or says why.
+fn next_frame(codec: &mut FrameCodec, buf: &mut BytesMut) -> Result<Option<usize>, FrameError> {
+    if let Some(prefix) = buf.get(..4) {
+        let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if let Ok(len) = usize::try_from(len) {
+            if len <= codec.max_frame() && buf.len() >= 4 + len {
+                return Ok(Some(len));
+            }
+        }
+    }
+    // Incomplete or refused: the codec never returns a frame here.
+    codec.decode(buf).map(|_| None)
+}
+
+/// Reads what the connection has into `buf`. A busy connection keeps its
+/// buffer from one read to the next; an empty one is given back before
+/// waiting, so an idle connection holds no read buffer.
 async fn read_some(reader: &mut impl ConnReader, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if let Some(read) = reader.try_read_some(buf) {
+        return read;
+    }
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
     }
     reader.read_some(buf).await
 }
 
-/// Writes queued frames in order, batching whatever is ready into one write.
-/// A frame that depends on a change not yet on disk waits for the log (what
-/// is before it is written first). Ends on a Close (after writing what came
-/// before it), when the core drops the connection's sender, or at once when
-/// the connection is cut off for not reading; it then tells the read loop to
-/// stop.
+/// Writes queued frames in order, taking whatever is queued at once and
+/// writing it with as few writes as the log allows: a run of frames that
+/// depends on a change not yet on disk waits for the log (what is before it
+/// is written first). Ends on a Close (after writing what came before it),
+/// when every sender is gone, or at once when the connection is cut off for
+/// not reading; it then tells the read loop to stop.
 async fn write_loop(
     mut writer: impl ConnWriter,
     mut rx: OutboundReceiver,
     mut durable: watch::Receiver<i64>,
     stop: CancellationToken,
 ) {
-    // Allocated only while there is something to send, so an idle
-    // connection holds no write buffer.
-    let mut batch: Vec<u8> = Vec::new();
     // Every wait below (a full socket, the log) ends when the connection is
     // cut off for not reading.
     let cut_off = rx.cut_off();
     let sent = async {
-        'outer: while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Outbound::Frame { frame, after } => {
-                        if *durable.borrow() < after {
-                            if write_batch(&mut writer, &mut batch).await.is_err() {
-                                break 'outer;
-                            }
-                            if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
-                                // The log writer is gone: the server is stopping.
-                                break 'outer;
-                            }
-                        }
-                        batch.extend_from_slice(&frame);
-                        rx.written(frame.len());
-                        if batch.len() >= WRITE_BATCH_BYTES
-                            && write_batch(&mut writer, &mut batch).await.is_err()
+        let mut taken = Taken::default();
+        while rx.recv(&mut taken).await {
+            let mut from = 0;
+            let mut run_start = 0;
+            for &(end, after) in &taken.runs {
+                if *durable.borrow() < after {
+                    if from < run_start {
+                        if writer
+                            .write_all(&taken.bytes[from..run_start])
+                            .await
+                            .is_err()
                         {
-                            break 'outer;
+                            return;
                         }
+                        rx.written(run_start - from);
+                        from = run_start;
                     }
-                    Outbound::Close(_) => {
-                        let _ = write_batch(&mut writer, &mut batch).await;
-                        break 'outer;
+                    if durable.wait_for(|zxid| *zxid >= after).await.is_err() {
+                        // The log writer is gone: the server is stopping.
+                        return;
                     }
                 }
-                next = rx.try_recv();
+                run_start = end;
             }
-            if write_batch(&mut writer, &mut batch).await.is_err() {
-                break;
+            if from < taken.bytes.len() {
+                if writer.write_all(&taken.bytes[from..]).await.is_err() {
+                    return;
+                }
+                rx.written(taken.bytes.len() - from);
             }
+            if taken.close.is_some() {
+                return;
+            }
+            taken.clear();
         }
     };
     let finished = tokio::select! {
@@ -329,20 +390,4 @@ async fn write_loop(
         writer.reset();
     }
     stop.cancel();
-}
-
-/// Bytes gathered before a write goes out even if more frames are queued.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
-
-/// Writes the batch and empties it, giving back a large buffer.
-async fn write_batch(writer: &mut impl ConnWriter, batch: &mut Vec<u8>) -> std::io::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    writer.write_all(batch).await?;
-    batch.clear();
-    if batch.capacity() > 4096 {
-        *batch = Vec::new();
-    }
-    Ok(())
 }

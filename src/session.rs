@@ -33,7 +33,8 @@ pub struct Session {
 /// The session table.
 #[derive(Debug)]
 pub struct SessionTracker {
-    sessions: HashMap<i64, Session>,
+    /// Touched by every request: ahash rather than SipHash.
+    sessions: HashMap<i64, Session, ahash::RandomState>,
     buckets: BTreeMap<u64, HashSet<i64>>,
     bucket_ms: u64,
     next_id: i64,
@@ -51,7 +52,7 @@ impl SessionTracker {
             next_id += 1;
         }
         SessionTracker {
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             buckets: BTreeMap::new(),
             bucket_ms: bucket_ms.max(1),
             next_id,

@@ -35,13 +35,21 @@ pub struct Latency {
 
 impl Latency {
     pub fn record(&mut self, micros: u64) {
+        self.record_n(micros, 1);
+    }
+
+    /// Counts `n` requests that each took `micros`.
+    pub fn record_n(&mut self, micros: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         if self.count == 0 || micros < self.min_micros {
             self.min_micros = micros;
         }
         self.max_micros = self.max_micros.max(micros);
         self.last_micros = micros;
-        self.count += 1;
-        self.total_micros += micros;
+        self.count += n;
+        self.total_micros += micros * n;
     }
 
     /// (min, avg, max) in milliseconds. ZooKeeper counts whole milliseconds;
@@ -88,12 +96,14 @@ impl ConnStats {
         }
     }
 
-    pub fn record(&mut self, op: OpCode, xid: i32, micros: u64, zxid: i64) {
+    /// `n` requests answered, each taking `micros`; `op` and `xid` are the
+    /// last one's.
+    pub fn record(&mut self, op: OpCode, xid: i32, micros: u64, n: u64, zxid: i64) {
         self.last_op = Some(op);
         self.last_cxid = xid;
         self.last_zxid = zxid;
         self.last_response = Some(SystemTime::now());
-        self.latency.record(micros);
+        self.latency.record_n(micros, n);
     }
 
     /// `crst`: reset the counters of every connection.

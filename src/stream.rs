@@ -14,8 +14,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Bytes a read may take at once.
-const READ_CHUNK: usize = 4096;
+/// Bytes a read may take at once: room for a few hundred small requests, so
+/// a busy client's pipeline comes in with few reads.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The reading half of a connection.
 pub trait ConnReader: AsyncRead + Unpin + Send {
@@ -27,6 +28,12 @@ pub trait ConnReader: AsyncRead + Unpin + Send {
             self.read_buf(buf).await
         }
     }
+
+    /// Reads what is available now into `buf` without waiting: None when
+    /// nothing is (or the stream cannot tell without waiting).
+    fn try_read_some(&mut self, _buf: &mut BytesMut) -> Option<io::Result<usize>> {
+        None
+    }
 }
 
 /// The writing half of a connection.
@@ -36,6 +43,14 @@ pub trait ConnWriter: AsyncWrite + Unpin + Send + 'static {
 }
 
 impl ConnReader for OwnedReadHalf {
+    fn try_read_some(&mut self, buf: &mut BytesMut) -> Option<io::Result<usize>> {
+        buf.reserve(READ_CHUNK);
+        match self.try_read_buf(buf) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => None,
+            read => Some(read),
+        }
+    }
+
     async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
             self.readable().await?;

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use canopy_protocol::{
     ConnectRequest, DecodeError, ErrorCode, FrameCodec, Jute, Request, RequestHeader,
 };
@@ -23,7 +23,7 @@ use crate::access::{AccessControl, AccessRules};
 use crate::config::Config;
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::metrics::Metrics;
-use crate::outbound::{self, OutboundReceiver};
+use crate::outbound::{self, OutboundReceiver, Taken};
 use crate::storage::{Storage, StorageError};
 use crate::tree::{NodeKind, Tree};
 
@@ -156,15 +156,28 @@ impl TestConn {
     /// the connection's tasks would.
     pub fn take(&mut self, core: &mut Core) -> Vec<Outbound> {
         let mut out = Vec::new();
-        while let Some(message) = self.rx.try_recv() {
-            match &message {
-                Outbound::Frame { frame, .. } => self.rx.written(frame.len()),
-                Outbound::Close(reason) => {
-                    let reason = reason.clone();
-                    self.close(core, reason);
-                }
+        let mut taken = Taken::default();
+        if !self.rx.try_take(&mut taken) {
+            return out;
+        }
+        self.rx.written(taken.bytes.len());
+        // Split the queued bytes back into frames, each with the zxid its
+        // run waits for.
+        let mut at = 0;
+        for &(end, after) in &taken.runs {
+            while at < end {
+                let len = i32::from_be_bytes(taken.bytes[at..at + 4].try_into().unwrap());
+                let next = at + 4 + len as usize;
+                out.push(Outbound::Frame {
+                    frame: Bytes::copy_from_slice(&taken.bytes[at..next]),
+                    after,
+                });
+                at = next;
             }
-            out.push(message);
+        }
+        if let Some(reason) = taken.close {
+            self.close(core, reason.clone());
+            out.push(Outbound::Close(reason));
         }
         out
     }

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ahash::RandomState;
+
 use canopy_protocol::{EventType, WatcherType};
 
 use crate::path;
@@ -40,11 +42,13 @@ impl Modes {
     }
 }
 
-/// One table: path → watcher → modes, and the reverse index.
+/// One table: path → watcher → modes, and the reverse index. Every change
+/// looks its path up here, so the maps use a fast hash (ahash) rather than
+/// SipHash; the keys are not chosen by an attacker who could see the seeds.
 #[derive(Debug, Default)]
 struct Table {
-    by_path: HashMap<String, HashMap<WatcherId, Modes>>,
-    by_watcher: HashMap<WatcherId, HashSet<String>>,
+    by_path: HashMap<String, HashMap<WatcherId, Modes, RandomState>, RandomState>,
+    by_watcher: HashMap<WatcherId, HashSet<String>, RandomState>,
 }
 
 impl Table {

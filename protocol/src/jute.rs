@@ -92,12 +92,18 @@ impl Jute for Option<Bytes> {
         }
     }
     fn encode<B: BufMut>(&self, out: &mut B) {
-        match self {
-            None => out.put_i32(-1),
-            Some(bytes) => {
-                put_length(out, bytes.len());
-                out.put_slice(bytes);
-            }
+        encode_buffer(out, self.as_deref());
+    }
+}
+
+/// Writes a jute `buffer` that may be null, from borrowed bytes (a server
+/// encodes node data this way without copying it first).
+pub fn encode_buffer<B: BufMut>(out: &mut B, data: Option<&[u8]>) {
+    match data {
+        None => out.put_i32(-1),
+        Some(bytes) => {
+            put_length(out, bytes.len());
+            out.put_slice(bytes);
         }
     }
 }

@@ -180,8 +180,12 @@ impl OutboundSender {
         write(&mut queue.bytes);
         let end = queue.bytes.len();
         let size = end - start;
-        let queued = shared.queued.fetch_add(size, Ordering::AcqRel) + size;
-        if queued > shared.limit {
+        let before = shared.queued.fetch_add(size, Ordering::AcqRel);
+        let queued = before + size;
+        // A reply larger than the bound on its own (getChildren of a huge
+        // folder) still goes to a client that has read everything before it:
+        // the bound is for clients that stop reading.
+        if before > 0 && queued > shared.limit {
             queue.bytes.truncate(start);
             drop(queue);
             shared.queued.fetch_sub(size, Ordering::AcqRel);
@@ -316,6 +320,18 @@ mod tests {
         );
         let mut taken = Taken::default();
         assert!(!rx.recv(&mut taken).await, "the writer stops at once");
+    }
+
+    #[tokio::test]
+    async fn one_frame_larger_than_the_bound_goes_to_a_client_that_reads() {
+        let (tx, mut rx) = channel(([127, 0, 0, 1], 1).into(), 100);
+        assert!(tx.send_frame(frame(500), 0));
+        assert!(!tx.is_cut_off());
+        // Behind it, the bound holds.
+        assert!(!tx.send_frame(frame(1), 0));
+        assert!(tx.is_cut_off());
+        let mut taken = Taken::default();
+        assert!(!rx.recv(&mut taken).await);
     }
 
     #[tokio::test]

@@ -162,6 +162,10 @@ class Canopy:
             # No admin server; no per-address cap (hundreds of sessions
             # come from 127.0.0.1).
             argv += ["--admin-port", "0", "--max-client-cnxns", "0"]
+        if "--max-children-per-node" in help_text:
+            # ZooKeeper has no cap on children; a 10 s create run at 100k/s
+            # would pass Canopy's default of 1,000,000 under one parent.
+            argv += ["--max-children-per-node", "0"]
         self.log_path = os.path.join(self.dir, "server.log")
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT,

@@ -53,6 +53,9 @@ pub enum ApplyError {
     NoNode(String),
     #[error("node {0} exists")]
     NodeExists(String),
+    /// Deleting it would orphan its children (and their ids).
+    #[error("node {0} has children")]
+    NotEmpty(String),
 }
 
 /// The paths ZooKeeper keeps for itself.
@@ -699,6 +702,9 @@ impl Tree {
             .lookup(path)
             .filter(|&id| id != ROOT)
             .ok_or_else(|| ApplyError::NoNode(path.to_string()))?;
+        if self.nodes.get(id).is_some_and(|n| n.num_children > 0) {
+            return Err(ApplyError::NotEmpty(path.to_string()));
+        }
         // Out of the name index first: it hashes the node's stored name.
         self.children.remove(&self.nodes, id);
         self.unlink(id);
@@ -849,6 +855,8 @@ mod tests {
         tree.apply(&header(3), &create("/p/a", 1, 0)).unwrap();
         let p = tree.get("/p").unwrap().stat();
         assert_eq!((p.cversion, p.num_children, p.pzxid, p.mzxid), (1, 1, 3, 2));
+        let not_empty = tree.apply(&header(4), &Txn::Delete { path: "/p".into() });
+        assert_eq!(not_empty, Err(ApplyError::NotEmpty("/p".into())));
         let events = tree
             .apply(
                 &header(4),

@@ -109,24 +109,25 @@ impl Node {
     }
 
     pub(super) fn from_record(name: &str, record: &NodeRecord, acl: AclId) -> Node {
+        let created = TxnHeader {
+            zxid: record.czxid,
+            time: record.ctime,
+            session_id: 0,
+        };
         Node {
-            name_and_data: join_name_and_data(name, record.data.as_deref()),
-            name_len: name_len(name, record.data.is_some()),
-            acl,
-            czxid: record.czxid,
             mzxid: record.mzxid,
             pzxid: record.pzxid,
-            ctime: record.ctime,
             mtime: record.mtime,
             version: record.version,
             creates: record.creates,
             aversion: record.aversion,
-            ephemeral_owner: record.ephemeral_owner,
-            parent: NONE,
-            first_child: NONE,
-            next_sibling: NONE,
-            prev_sibling: NONE,
-            num_children: 0,
+            ..Node::new(
+                name,
+                record.data.as_deref(),
+                acl,
+                &created,
+                record.ephemeral_owner,
+            )
         }
     }
 

@@ -88,8 +88,8 @@ impl Node {
         owner: i64,
     ) -> Node {
         Node {
-            name_and_data: join_name_and_data(name, data),
-            name_len: name_len(name, data.is_some()),
+            name_and_data: join_name_and_data(name.as_bytes(), data),
+            name_len: name_len(name.as_bytes(), data.is_some()),
             acl,
             czxid: header.zxid,
             mzxid: header.zxid,
@@ -168,9 +168,11 @@ impl Node {
     }
 
     pub(super) fn set_data(&mut self, data: Option<&[u8]>) {
-        let name = self.name().to_string();
-        self.name_and_data = join_name_and_data(&name, data);
-        self.name_len = name_len(&name, data.is_some());
+        // The name is copied from the old box: no string in between.
+        let name = self.name_bytes();
+        let name_len = name_len(name, data.is_some());
+        self.name_and_data = join_name_and_data(name, data);
+        self.name_len = name_len;
     }
 
     /// The sibling after this one in a child list that starts at `first`,
@@ -218,7 +220,7 @@ impl Node {
     }
 }
 
-fn name_len(name: &str, has_data: bool) -> u32 {
+fn name_len(name: &[u8], has_data: bool) -> u32 {
     // Names are far shorter than 2^31: a request is at most a few MiB.
     let len = name.len() as u32 & !NULL_DATA;
     if has_data {
@@ -228,10 +230,10 @@ fn name_len(name: &str, has_data: bool) -> u32 {
     }
 }
 
-fn join_name_and_data(name: &str, data: Option<&[u8]>) -> Box<[u8]> {
+fn join_name_and_data(name: &[u8], data: Option<&[u8]>) -> Box<[u8]> {
     let data = data.unwrap_or_default();
     let mut joined = Vec::with_capacity(name.len() + data.len());
-    joined.extend_from_slice(name.as_bytes());
+    joined.extend_from_slice(name);
     joined.extend_from_slice(data);
     joined.into()
 }

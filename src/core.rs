@@ -219,6 +219,11 @@ impl Core {
     }
 
     /// Writes what is queued to the log and stops the writer.
+    /// A handle for a connection to flush the changes its requests log.
+    pub fn log_flusher(&self) -> crate::storage::wal::LogFlusher {
+        self.storage.flusher()
+    }
+
     pub fn close_storage(&mut self) {
         self.storage.close();
     }
@@ -598,6 +603,16 @@ impl Core {
                 done.add(op, header.xid);
                 return Action::Continue;
             }
+            Request::GetChildren(r) => {
+                self.send_children(conn_id, header.xid, &r.path, r.watch, false);
+                done.add(op, header.xid);
+                return Action::Continue;
+            }
+            Request::GetChildren2(r) => {
+                self.send_children(conn_id, header.xid, &r.path, r.watch, true);
+                done.add(op, header.xid);
+                return Action::Continue;
+            }
             Request::CloseSession => {
                 let txn_header = self.close_session_keep_conn(session_id);
                 self.send_reply(conn_id, header.xid, txn_header.zxid, 0, &Response::Empty);
@@ -687,6 +702,59 @@ impl Core {
             self.watches.add_data_watch(path, conn_id);
         }
         Ok(())
+    }
+
+    /// Answers getChildren (and getChildren2, `with_stat`) by encoding the
+    /// child names straight from the tree into the connection's queue: a
+    /// registry's consumers re-list big provider folders after every change,
+    /// and a String per name was most of that cost.
+    fn send_children(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        path: &str,
+        watch: bool,
+        with_stat: bool,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        let zxid = self.last_zxid;
+        let node = self
+            .tree
+            .get(path)
+            .ok_or(ErrorCode::NoNode)
+            .and_then(|node| {
+                acl::check(self.tree.acl(node), perms::READ, &conn.identities)?;
+                Ok(node)
+            });
+        conn.stats.sent += 1;
+        self.stats.packets_sent += 1;
+        let node = match node {
+            Ok(node) => node,
+            Err(code) => {
+                conn.send_with(zxid, |out| {
+                    ReplyHeader {
+                        xid,
+                        zxid,
+                        err: code.code(),
+                    }
+                    .encode(out);
+                });
+                return;
+            }
+        };
+        let tree = &self.tree;
+        conn.send_with(zxid, |out| {
+            ReplyHeader { xid, zxid, err: 0 }.encode(out);
+            canopy_protocol::jute::encode_strings(out, node.num_children(), tree.child_names(node));
+            if with_stat {
+                node.stat().encode(out);
+            }
+        });
+        if watch {
+            self.watches.add_child_watch(path, conn_id);
+        }
     }
 
     /// closeSession from the client itself: the connection is closed by the

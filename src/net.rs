@@ -23,6 +23,7 @@ use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
 use crate::metrics::Metrics;
 use crate::outbound::{self, OutboundReceiver, Taken};
+use crate::storage::wal::LogFlusher;
 use crate::stream::{ConnReader, ConnWriter};
 
 /// Accepts connections on the client port until `shutdown` is cancelled.
@@ -106,13 +107,14 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
     // Grown as bytes come; a silent connection holds next to nothing.
     let mut buf = BytesMut::new();
 
-    let (max_frame, handshake_timeout, max_outbound, metrics) = {
+    let (max_frame, handshake_timeout, max_outbound, metrics, flusher) = {
         let core = core.lock();
         (
             core.config.max_frame_bytes,
             Duration::from_millis(core.config.handshake_timeout_ms.max(1)),
             core.config.max_outbound_bytes,
             core.metrics.clone(),
+            core.log_flusher(),
         )
     };
 
@@ -163,6 +165,7 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
 
     let ending = read_loop(
         &core,
+        &flusher,
         conn_id,
         &mut reader,
         &mut buf,
@@ -194,6 +197,7 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
     core: &Arc<Mutex<Core>>,
+    flusher: &LogFlusher,
     conn_id: ConnId,
     reader: &mut impl ConnReader,
     buf: &mut BytesMut,
@@ -265,6 +269,10 @@ async fn read_loop(
             }
         }
         if !batch.is_empty() || ending.is_some() {
+            // Dropped after the lock (declared before it): the changes the
+            // batch logged are flushed, or handed to the log writer, once
+            // the core is free for other connections.
+            let _flush = flusher.defer();
             let mut core = core.lock();
             if !batch.is_empty() {
                 if let Action::Close(reason) = core.process_batch(conn_id, batch.drain(..)) {

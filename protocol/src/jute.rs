@@ -108,6 +108,20 @@ pub fn encode_buffer<B: BufMut>(out: &mut B, data: Option<&[u8]>) {
     }
 }
 
+/// Writes a jute `vector<ustring>` from borrowed strings whose count is
+/// known (a server encodes child names this way without collecting them).
+pub fn encode_strings<'a, B: BufMut>(
+    out: &mut B,
+    count: usize,
+    strings: impl IntoIterator<Item = &'a str>,
+) {
+    put_length(out, count);
+    for text in strings {
+        put_length(out, text.len());
+        out.put_slice(text.as_bytes());
+    }
+}
+
 /// A jute `buffer` that is never null in practice (passwords, auth data);
 /// a null on the wire reads as empty.
 impl Jute for Bytes {
@@ -255,5 +269,13 @@ mod tests {
             &[0, 0, 0, 2, b'/', b'a']
         );
         assert_eq!(String::from_bytes(&[0, 0, 0, 2, b'/', b'a']).unwrap(), "/a");
+    }
+
+    #[test]
+    fn borrowed_strings_encode_as_a_vector_of_strings() {
+        let names = vec!["a".to_string(), "bc".to_string()];
+        let mut out = Vec::new();
+        encode_strings(&mut out, names.len(), names.iter().map(String::as_str));
+        assert_eq!(out, names.to_bytes().as_ref());
     }
 }

@@ -137,6 +137,11 @@ impl Storage {
         self.bytes_since_snapshot += bytes as u64;
     }
 
+    /// A handle for connections to flush their own changes through.
+    pub fn flusher(&self) -> wal::LogFlusher {
+        self.wal.flusher()
+    }
+
     /// Whether enough has been logged since the last snapshot to take one
     /// (and none is being written).
     pub fn snapshot_due(&self) -> bool {

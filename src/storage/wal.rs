@@ -1,10 +1,12 @@
-//! The write-ahead log: change records appended to segment files by one
-//! writer thread, with group commit.
+//! The write-ahead log: change records appended to segment files, with group
+//! commit.
 //!
 //! The core encodes each record straight into a shared pending buffer (under
-//! its own lock, so records are in zxid order). The writer thread swaps that
-//! buffer out, writes it with one `write`, fsyncs once, and then raises the
-//! *durable* watermark to the last zxid of the batch. Connections release a
+//! its own lock, so records are in zxid order). A writer (the log's thread,
+//! or a connection flushing its own changes while that thread is parked, see
+//! [`LogFlusher`]) swaps that buffer out, writes it with one `write`, fsyncs
+//! once, and then raises the *durable* watermark to the last zxid of the
+//! batch. Connections release a
 //! reply or notification only once the watermark has passed the zxid it
 //! depends on, so nothing a client sees can be lost by a crash. Whatever
 //! queues up during one fsync goes into the next batch: the busier the

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use canopy_protocol::{
-    Acl, CreateRequest, DeleteRequest, ErrorCode, ExistsRequest, GetChildrenRequest, Request,
-    Response, Stat,
+    Acl, CreateRequest, DeleteRequest, ErrorCode, ExistsRequest, GetChildrenRequest, MultiOp,
+    MultiRequest, OpCode, OpResult, Request, Response, Stat,
 };
 
 use crate::conn::{error_name, Conn, Reply};
@@ -181,32 +181,161 @@ pub async fn children(conn: &mut Conn, path: &str) -> Result<Vec<String>> {
     }
 }
 
+/// Deletes per multi in [`delete_tree`]: one transaction (one log record,
+/// one fsync at most) per batch rather than per node, in a request far below
+/// ZooKeeper's 1 MB limit.
+const DELETES_PER_MULTI: usize = 250;
+
+/// Sessions [`delete_tree`] spreads its multis over.
+const DELETE_SESSIONS: usize = 4;
+
 /// Deletes `path` and everything under it: lists the tree level by level,
-/// then deletes leaves first, pipelined over a few sessions.
+/// then deletes leaves first, in multis pipelined over a few sessions.
 pub async fn delete_tree(servers: &[String], path: &str, io_timeout: Duration) -> Result<()> {
-    let mut conn = Conn::connect(&servers[0], 30_000, io_timeout).await?;
     let mut levels: Vec<Vec<String>> = vec![vec![path.to_string()]];
     // Bounded by the depth of what the bench creates (a handful of levels).
     for _ in 0..16 {
         let Some(last) = levels.last() else { break };
-        let mut next = Vec::new();
-        for parent in last.clone() {
-            for child in children(&mut conn, &parent).await? {
-                next.push(format!("{parent}/{child}"));
-            }
-        }
+        let next = list_level(servers, last, io_timeout).await?;
         if next.is_empty() {
             break;
         }
         levels.push(next);
     }
-    let _ = conn.close().await;
     for level in levels.into_iter().rev() {
-        let deletes = level
-            .into_iter()
-            .map(|path| Request::Delete(DeleteRequest { path, version: -1 }))
-            .collect();
-        pipeline_ok(servers, 4, io_timeout, deletes, &[ErrorCode::NoNode]).await?;
+        delete_level(servers, level, io_timeout).await?;
     }
     Ok(())
+}
+
+/// The paths of the children of `parents`, listed with pipelined
+/// getChildren over a few sessions: a folder of a million leaves takes a
+/// million listings, which one at a time would take minutes.
+async fn list_level(
+    servers: &[String],
+    parents: &[String],
+    io_timeout: Duration,
+) -> Result<Vec<String>> {
+    let sessions = DELETE_SESSIONS.min(parents.len().max(1));
+    let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, mut conn) in conns.into_iter().enumerate() {
+        let share: Vec<Request> = parents
+            .iter()
+            .skip(k)
+            .step_by(sessions)
+            .map(|path| {
+                Request::GetChildren(GetChildrenRequest {
+                    path: path.clone(),
+                    watch: false,
+                })
+            })
+            .collect();
+        tasks.spawn(async move {
+            let mut found = Vec::new();
+            pipeline(&mut conn, share, |request, reply| {
+                let parent = path_of(request);
+                if reply.header.err == ErrorCode::NoNode.code() {
+                    return Ok(());
+                }
+                if reply.header.err != 0 {
+                    bail!("getChildren {parent}: {}", error_name(reply.header.err));
+                }
+                match reply.decode(OpCode::GetChildren)? {
+                    Response::GetChildren(r) => {
+                        found.extend(r.children.iter().map(|c| format!("{parent}/{c}")))
+                    }
+                    other => bail!("getChildren {parent}: unexpected reply {other:?}"),
+                }
+                Ok(())
+            })
+            .await?;
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
+            Ok::<_, anyhow::Error>(found)
+        });
+    }
+    let mut children = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        children.extend(done.context("listing task failed")??);
+    }
+    Ok(children)
+}
+
+/// Deletes nodes that have no children left. A multi fails as a whole if
+/// one of its nodes is already gone (or gained a child); its nodes are then
+/// deleted one at a time, where only "already gone" is fine.
+async fn delete_level(servers: &[String], paths: Vec<String>, io_timeout: Duration) -> Result<()> {
+    let batches: Vec<Request> = paths.chunks(DELETES_PER_MULTI).map(delete_multi).collect();
+    let sessions = DELETE_SESSIONS.min(batches.len().max(1));
+    let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
+    let mut shares: Vec<Vec<Request>> = (0..sessions).map(|_| Vec::new()).collect();
+    for (i, batch) in batches.into_iter().enumerate() {
+        shares[i % sessions].push(batch);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (mut conn, share) in conns.into_iter().zip(shares) {
+        tasks.spawn(async move {
+            let mut failed = Vec::new();
+            pipeline(&mut conn, share, |request, reply| {
+                if !multi_succeeded(&reply)? {
+                    failed.push(request.clone());
+                }
+                Ok(())
+            })
+            .await?;
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
+            Ok::<_, anyhow::Error>(failed)
+        });
+    }
+    let mut singles = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        for multi in done.context("delete task failed")?? {
+            if let Request::Multi(multi) = multi {
+                singles.extend(multi.ops.into_iter().filter_map(|op| match op {
+                    MultiOp::Delete(delete) => Some(Request::Delete(delete)),
+                    _ => None,
+                }));
+            }
+        }
+    }
+    if singles.is_empty() {
+        return Ok(());
+    }
+    pipeline_ok(
+        servers,
+        DELETE_SESSIONS,
+        io_timeout,
+        singles,
+        &[ErrorCode::NoNode],
+    )
+    .await
+}
+
+fn delete_multi(paths: &[String]) -> Request {
+    Request::Multi(MultiRequest {
+        ops: paths
+            .iter()
+            .map(|path| {
+                MultiOp::Delete(DeleteRequest {
+                    path: path.clone(),
+                    version: -1,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Whether every op of a multi succeeded (a failed multi may say so in the
+/// reply header or only in its results).
+fn multi_succeeded(reply: &Reply) -> Result<bool> {
+    if reply.header.err != 0 {
+        return Ok(false);
+    }
+    match reply.decode(OpCode::Multi)? {
+        Response::Multi(r) => Ok(!r
+            .results
+            .iter()
+            .any(|r| matches!(r, OpResult::Error { .. }))),
+        other => bail!("multi: unexpected reply {other:?}"),
+    }
 }

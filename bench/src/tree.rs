@@ -205,7 +205,26 @@ pub async fn delete_tree(servers: &[String], path: &str, io_timeout: Duration) -
     for level in levels.into_iter().rev() {
         delete_level(servers, level, io_timeout).await?;
     }
-    Ok(())
+    ensure_gone(servers, path, io_timeout).await
+}
+
+/// Fails if `path` still exists. The deletes above already fail on a node
+/// that is not empty; this is the one direct check that the next run starts
+/// on a clean server, whatever path the cleanup took (it costs one request).
+async fn ensure_gone(servers: &[String], path: &str, io_timeout: Duration) -> Result<()> {
+    let mut conns = connect_all(servers, 1, 30_000, io_timeout).await?;
+    let Some(mut conn) = conns.pop() else {
+        bail!("no session to check that {path} is gone");
+    };
+    let left = stat(&mut conn, path).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
+    match left {
+        Some(s) => bail!(
+            "{path} still exists after cleanup ({} children)",
+            s.num_children
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The paths of the children of `parents`, listed with pipelined

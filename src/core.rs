@@ -218,12 +218,12 @@ impl Core {
         self.durable.subscribe()
     }
 
-    /// Writes what is queued to the log and stops the writer.
     /// A handle for a connection to flush the changes its requests log.
     pub fn log_flusher(&self) -> crate::storage::wal::LogFlusher {
         self.storage.flusher()
     }
 
+    /// Writes what is queued to the log and stops the writer.
     pub fn close_storage(&mut self) {
         self.storage.close();
     }

@@ -83,6 +83,42 @@ pub async fn pipeline_ok(
     requests: Vec<Request>,
     allowed: &'static [ErrorCode],
 ) -> Result<()> {
+    spread(
+        servers,
+        sessions,
+        io_timeout,
+        requests,
+        move |request, reply, _: &mut Vec<()>| {
+            let err = reply.header.err;
+            if err != 0 && !allowed.iter().any(|a| a.code() == err) {
+                bail!(
+                    "{} {} failed: {}",
+                    request.op_code().name(),
+                    path_of(request),
+                    error_name(err)
+                );
+            }
+            Ok(())
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs `requests` split round robin over `sessions` new sessions (1 to 8),
+/// each pipelined. `on_reply` judges every reply and may collect items; the
+/// items of all sessions are returned together.
+async fn spread<T, F>(
+    servers: &[String],
+    sessions: usize,
+    io_timeout: Duration,
+    requests: Vec<Request>,
+    on_reply: F,
+) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(&Request, Reply, &mut Vec<T>) -> Result<()> + Clone + Send + Sync + 'static,
+{
     let sessions = sessions.clamp(1, 8).min(requests.len().max(1));
     let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
     let mut shares: Vec<Vec<Request>> = (0..sessions).map(|_| Vec::new()).collect();
@@ -91,28 +127,22 @@ pub async fn pipeline_ok(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (mut conn, share) in conns.into_iter().zip(shares) {
+        let on_reply = on_reply.clone();
         tasks.spawn(async move {
+            let mut items = Vec::new();
             pipeline(&mut conn, share, |request, reply| {
-                let err = reply.header.err;
-                if err != 0 && !allowed.iter().any(|a| a.code() == err) {
-                    bail!(
-                        "{} {} failed: {}",
-                        request.op_code().name(),
-                        path_of(request),
-                        error_name(err)
-                    );
-                }
-                Ok(())
+                on_reply(request, reply, &mut items)
             })
             .await?;
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(items)
         });
     }
+    let mut items = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        done.context("setup task failed")??;
+        items.extend(done.context("session task failed")??);
     }
-    Ok(())
+    Ok(items)
 }
 
 fn path_of(request: &Request) -> &str {
@@ -212,10 +242,7 @@ pub async fn delete_tree(servers: &[String], path: &str, io_timeout: Duration) -
 /// that is not empty; this is the one direct check that the next run starts
 /// on a clean server, whatever path the cleanup took (it costs one request).
 async fn ensure_gone(servers: &[String], path: &str, io_timeout: Duration) -> Result<()> {
-    let mut conns = connect_all(servers, 1, 30_000, io_timeout).await?;
-    let Some(mut conn) = conns.pop() else {
-        bail!("no session to check that {path} is gone");
-    };
+    let mut conn = Conn::connect(&servers[0], 30_000, io_timeout).await?;
     let left = stat(&mut conn, path).await?;
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
     match left {
@@ -235,49 +262,38 @@ async fn list_level(
     parents: &[String],
     io_timeout: Duration,
 ) -> Result<Vec<String>> {
-    let sessions = DELETE_SESSIONS.min(parents.len().max(1));
-    let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (k, mut conn) in conns.into_iter().enumerate() {
-        let share: Vec<Request> = parents
-            .iter()
-            .skip(k)
-            .step_by(sessions)
-            .map(|path| {
-                Request::GetChildren(GetChildrenRequest {
-                    path: path.clone(),
-                    watch: false,
-                })
+    let requests = parents
+        .iter()
+        .map(|path| {
+            Request::GetChildren(GetChildrenRequest {
+                path: path.clone(),
+                watch: false,
             })
-            .collect();
-        tasks.spawn(async move {
-            let mut found = Vec::new();
-            pipeline(&mut conn, share, |request, reply| {
-                let parent = path_of(request);
-                if reply.header.err == ErrorCode::NoNode.code() {
-                    return Ok(());
+        })
+        .collect();
+    spread(
+        servers,
+        DELETE_SESSIONS,
+        io_timeout,
+        requests,
+        |request, reply, found| {
+            let parent = path_of(request);
+            if reply.header.err == ErrorCode::NoNode.code() {
+                return Ok(());
+            }
+            if reply.header.err != 0 {
+                bail!("getChildren {parent}: {}", error_name(reply.header.err));
+            }
+            match reply.decode(OpCode::GetChildren)? {
+                Response::GetChildren(r) => {
+                    found.extend(r.children.iter().map(|c| format!("{parent}/{c}")))
                 }
-                if reply.header.err != 0 {
-                    bail!("getChildren {parent}: {}", error_name(reply.header.err));
-                }
-                match reply.decode(OpCode::GetChildren)? {
-                    Response::GetChildren(r) => {
-                        found.extend(r.children.iter().map(|c| format!("{parent}/{c}")))
-                    }
-                    other => bail!("getChildren {parent}: unexpected reply {other:?}"),
-                }
-                Ok(())
-            })
-            .await?;
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
-            Ok::<_, anyhow::Error>(found)
-        });
-    }
-    let mut children = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        children.extend(done.context("listing task failed")??);
-    }
-    Ok(children)
+                other => bail!("getChildren {parent}: unexpected reply {other:?}"),
+            }
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// Deletes nodes that have no children left. A multi fails as a whole if
@@ -285,36 +301,26 @@ async fn list_level(
 /// deleted one at a time, where only "already gone" is fine.
 async fn delete_level(servers: &[String], paths: Vec<String>, io_timeout: Duration) -> Result<()> {
     let batches: Vec<Request> = paths.chunks(DELETES_PER_MULTI).map(delete_multi).collect();
-    let sessions = DELETE_SESSIONS.min(batches.len().max(1));
-    let conns = connect_all(servers, sessions, 30_000, io_timeout).await?;
-    let mut shares: Vec<Vec<Request>> = (0..sessions).map(|_| Vec::new()).collect();
-    for (i, batch) in batches.into_iter().enumerate() {
-        shares[i % sessions].push(batch);
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (mut conn, share) in conns.into_iter().zip(shares) {
-        tasks.spawn(async move {
-            let mut failed = Vec::new();
-            pipeline(&mut conn, share, |request, reply| {
-                if !multi_succeeded(&reply)? {
-                    failed.push(request.clone());
-                }
-                Ok(())
-            })
-            .await?;
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
-            Ok::<_, anyhow::Error>(failed)
-        });
-    }
-    let mut singles = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        for multi in done.context("delete task failed")?? {
-            if let Request::Multi(multi) = multi {
-                singles.extend(multi.ops.into_iter().filter_map(|op| match op {
-                    MultiOp::Delete(delete) => Some(Request::Delete(delete)),
-                    _ => None,
-                }));
+    let failed = spread(
+        servers,
+        DELETE_SESSIONS,
+        io_timeout,
+        batches,
+        |request, reply, failed| {
+            if !multi_succeeded(&reply)? {
+                failed.push(request.clone());
             }
+            Ok(())
+        },
+    )
+    .await?;
+    let mut singles = Vec::new();
+    for multi in failed {
+        if let Request::Multi(multi) = multi {
+            singles.extend(multi.ops.into_iter().filter_map(|op| match op {
+                MultiOp::Delete(delete) => Some(Request::Delete(delete)),
+                _ => None,
+            }));
         }
     }
     if singles.is_empty() {

@@ -5,9 +5,10 @@ Builds Canopy (release), installs ZooKeeper from the Debian package if it is
 missing, starts both on free loopback ports with equivalent settings (tickTime
 2000, fsync on: ZooKeeper forceSync=yes with -Xmx2g; Canopy --fsync true when
 the binary has the flag), and runs every case against each in alternation
-(the order flips every round) for --rounds rounds. Both servers are started
-fresh every round and the `mem` case runs first, so resident memory per znode
-is measured on an otherwise empty server.
+(the order flips every round) for --rounds rounds. Before each run the dirty
+pages are written out and both servers are left to go idle. Both servers are
+started fresh every round and the `mem` case runs first, so resident memory
+per znode is measured on an otherwise empty server.
 
 Prints a markdown table of medians and the Canopy/ZooKeeper ratio per figure
 and, with --write, puts it into BENCHMARKS.md between the markers
@@ -301,6 +302,31 @@ def measure_restart(server) -> dict:
             "extra": {"znodes": before}}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(servers, timeout_s: float = 30.0) -> None:
+    """Lets the machine calm down before a measured run: writes every dirty
+    page to disk (so that neither server's fsyncs queue behind the other's
+    leftover writeback) and waits, up to `timeout_s`, until no server uses
+    more than 5% of a core (a snapshot or a clean-up still running)."""
+    os.sync()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            before = [cpu_seconds(server.pid) for server in servers]
+            time.sleep(0.5)
+            used = [cpu_seconds(server.pid) - b for server, b in zip(servers, before)]
+        except OSError:
+            return
+        if max(used) < 0.025:
+            return
+
+
 def run_bench(bench: str, server, workload: str, flags: List[str], procs: int = 1) -> dict:
     """Runs one workload; with procs > 1 that many bench processes run at
     once (sessions split between them) and their ops/s are added up."""
@@ -434,6 +460,7 @@ def main() -> int:
                 for name, server in servers:
                     log(f"== round {rnd + 1}/{args.rounds}: {case} on {name}")
                     procs = 2 if case.endswith("2 bench processes") else 1
+                    settle([s for _n, s in servers])
                     r = run_bench(bench_bin, server, workload, flags, procs)
                     if r.get("failure"):
                         log(f"   FAILED: {r['failure']}")

@@ -5,6 +5,7 @@
 //! - [`record`]: a change record ([`crate::txn::Txn`]) as bytes.
 //! - [`files`]: file names in the data folder, zxid epochs.
 //! - [`wal`]: the log writer thread and its group commit.
+//! - [`direct`]: the log's records written with direct I/O.
 //! - [`snapshot`]: writing and reading snapshots.
 //! - [`recovery`]: rebuilding the state at start-up.
 //! - [`inspect`]: what `canopy data` prints.
@@ -14,6 +15,7 @@
 //! writes and fsyncs the batch and raises the durable watermark; only then do
 //! the connections send the replies and notifications that depend on it.
 
+pub mod direct;
 pub mod files;
 pub mod frame;
 pub mod inspect;

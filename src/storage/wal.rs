@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+use super::direct::{self, DirectFile};
 use super::files::{self, LOG_MAGIC};
 use super::{frame, record};
 use crate::metrics::Metrics;
@@ -238,6 +239,9 @@ const PREALLOCATE_BYTES: u64 = 4 << 20;
 /// The segment being appended to.
 struct Segment {
     file: File,
+    /// The same file opened for direct writes (with fsync on, where the
+    /// file system allows it); see [`direct`].
+    direct: Option<DirectFile>,
     /// Where the records end (the next one goes here).
     len: u64,
     /// Zeros are on disk up to here.
@@ -245,6 +249,29 @@ struct Segment {
 }
 
 impl Segment {
+    /// Writes a batch where the records end. Directly, when the write's
+    /// padding to a whole block falls on zeros already on disk; otherwise
+    /// through the page cache.
+    fn write(&mut self, batch: &[u8]) -> std::io::Result<()> {
+        let at = self.len;
+        let over_zeros = direct::round_up(at + batch.len() as u64) <= self.zeroed_to;
+        match self.direct.as_mut() {
+            Some(file) if over_zeros => {
+                if file.write(batch, at)? {
+                    self.len += batch.len() as u64;
+                    return Ok(());
+                }
+                // Refused by the file system: not worth trying again.
+                self.direct = None;
+            }
+            Some(file) => file.written_elsewhere(batch, at),
+            None => {}
+        }
+        self.file.write_all_at(batch, at)?;
+        self.len += batch.len() as u64;
+        Ok(())
+    }
+
     /// Keeps at least half a chunk of zeros ahead of the records, without
     /// going past where the segment will roll. Runs after a batch is
     /// acknowledged, so it delays no reply already waiting.
@@ -253,7 +280,9 @@ impl Segment {
             return Ok(());
         }
         let from = self.zeroed_to.max(self.len);
-        let to = (from + PREALLOCATE_BYTES).min(settings.segment_bytes);
+        // Ending on a block boundary lets direct writes use the last block.
+        let to = ((from + PREALLOCATE_BYTES) / direct::BLOCK * direct::BLOCK)
+            .min(settings.segment_bytes);
         if to <= from {
             return Ok(());
         }
@@ -297,8 +326,14 @@ fn open_segment(settings: &WalSettings, first_zxid: i64) -> std::io::Result<Segm
         files::sync_dir(&settings.dir)?;
     }
     tracing::debug!(path = %path.display(), "new log segment");
+    let direct = if settings.fsync {
+        DirectFile::open(&path, LOG_MAGIC)
+    } else {
+        None
+    };
     let mut segment = Segment {
         file,
+        direct,
         len: LOG_MAGIC.len() as u64,
         zeroed_to: LOG_MAGIC.len() as u64,
     };
@@ -367,8 +402,7 @@ impl Writer {
         let Some(current) = self.segment.as_mut() else {
             return Ok(Flushed::Done);
         };
-        current.file.write_all_at(&self.batch, current.len)?;
-        current.len += self.batch.len() as u64;
+        current.write(&self.batch)?;
         if settings.fsync {
             let started = std::time::Instant::now();
             current.file.sync_data()?;
@@ -515,7 +549,7 @@ mod tests {
         let crashed = crash_copy(dir.path());
         // The records sit in front of zeros written ahead of them.
         let preallocated = sizes(crashed.path());
-        assert_eq!(preallocated, [LOG_MAGIC.len() as u64 + PREALLOCATE_BYTES]);
+        assert_eq!(preallocated, [PREALLOCATE_BYTES]);
         let recovered = recovery::recover(crashed.path(), true).unwrap();
         assert_eq!(recovered.last_zxid, 0x1_0000_0014);
         assert_eq!(recovered.replayed, 20);

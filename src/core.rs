@@ -17,10 +17,9 @@ use bytes::Bytes;
 use canopy_protocol::{
     build_frame, notification_frame, perms, AddWatchMode, ClientInfo, ConnectRequest,
     ConnectResponse, Create2Response, CreateRequest, CreateResponse, ErrorCode, ErrorResponse,
-    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
-    GetDataResponse, GetEphemeralsResponse, Id, Jute, KeeperState, MultiOp, MultiResponse, OpCode,
-    OpResult, ReplyHeader, Request, RequestHeader, Response, Stat, StatResponse, SyncResponse,
-    WatcherEvent, WatcherType, WhoAmIResponse,
+    GetAclResponse, GetAllChildrenNumberResponse, GetEphemeralsResponse, Id, Jute, KeeperState,
+    MultiOp, MultiResponse, OpCode, OpResult, ReplyHeader, Request, RequestHeader, Response, Stat,
+    StatResponse, SyncResponse, WatcherEvent, WatcherType, WhoAmIResponse,
 };
 use tokio::sync::watch;
 
@@ -981,21 +980,6 @@ impl Core {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::Stat(StatResponse { stat: node.stat() }))
             }
-            Request::GetData(r) => {
-                let (data, stat) = self.get_data(conn_id, identities, &r.path, r.watch)?;
-                Ok(Response::GetData(GetDataResponse { data, stat }))
-            }
-            Request::GetChildren(r) => {
-                let (children, _) = self.get_children(conn_id, identities, &r.path, r.watch)?;
-                Ok(Response::GetChildren(GetChildrenResponse { children }))
-            }
-            Request::GetChildren2(r) => {
-                let (children, stat) = self.get_children(conn_id, identities, &r.path, r.watch)?;
-                Ok(Response::GetChildren2(GetChildren2Response {
-                    children,
-                    stat,
-                }))
-            }
             Request::GetAcl(r) => {
                 let node = self.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
                 let node_acl = self.tree.acl(node);
@@ -1116,6 +1100,10 @@ impl Core {
                     Err(ErrorCode::NoWatcher)
                 }
             }
+            // Never here: getData, getChildren and getChildren2 are encoded
+            // straight from the tree by `process_one` (`send_data`,
+            // `send_children`), which also answers ping, auth and
+            // closeSession; writes are `execute_as`'s.
             _ => Err(ErrorCode::Unimplemented),
         }
     }

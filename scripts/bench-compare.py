@@ -5,10 +5,11 @@ Builds Canopy (release), installs ZooKeeper from the Debian package if it is
 missing, starts both on free loopback ports with equivalent settings (tickTime
 2000, fsync on: ZooKeeper forceSync=yes with -Xmx2g; Canopy --fsync true when
 the binary has the flag), and runs every case against each in alternation
-(the order flips every round) for --rounds rounds. Before each run the dirty
-pages are written out and both servers are left to go idle. Both servers are
-started fresh every round and the `mem` case runs first, so resident memory
-per znode is measured on an otherwise empty server.
+(the order flips every round) for --rounds rounds; the serial cases run as
+short slices alternating between the servers (see SERIAL_SLICES). Before each
+run the dirty pages are written out and both servers are left to go idle.
+Both servers are started fresh every round and the `mem` case runs first, so
+resident memory per znode is measured on an otherwise empty server.
 
 Prints a markdown table of medians and the Canopy/ZooKeeper ratio per figure
 and, with --write, puts it into BENCHMARKS.md between the markers
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -48,6 +50,14 @@ TICK_MS = 2000
 # artefact of the open-file limit, not part of a registry's load. Sessions
 # that ask for less (every other case) get what they ask for.
 MAX_SESSION_TIMEOUT_MS = 600_000
+
+# The serial cases (one request in flight) run as this many short slices per
+# round, alternating between the servers, and each server's slices are
+# merged into one histogram. Their p99 is a fraction of a millisecond, mostly
+# one fsync, and this VM's disk latency drifts by half from one minute to the
+# next: one 10 s window per server let that drift, not the servers, decide
+# the ratio. Interleaved, both servers see the same minutes.
+SERIAL_SLICES = 5
 
 # (case, workload, flags, figures). A figure is (label, json path, lower is better).
 THROUGHPUT = [
@@ -79,7 +89,9 @@ def cases(quick: bool, providers: int, consumers: int, mem_znodes: int,
     d = "2" if quick else "10"
     w = "0.5" if quick else "2"
     load = ["--sessions", "16", "--outstanding", "256", "--duration", d, "--warmup", w]
-    serial = ["--sessions", "1", "--outstanding", "1", "--duration", d, "--warmup", w]
+    # Per slice (see SERIAL_SLICES): a fifth of the phase, a shorter warm-up.
+    serial = ["--sessions", "1", "--outstanding", "1",
+              "--duration", str(float(d) / SERIAL_SLICES), "--warmup", str(float(w) / 2)]
     return [
         ("mem", "mem", ["--ops", str(mem_znodes), "--keep"],
          [("B/znode (RSS total)", "extra.rss_per_znode_bytes", True),
@@ -354,6 +366,71 @@ def run_bench(bench: str, server, workload: str, flags: List[str], procs: int = 
     return total
 
 
+def is_interleaved(case: str) -> bool:
+    return case.endswith(" serial")
+
+
+def run_interleaved(bench: str, servers: list, workload: str, flags: List[str],
+                    slices: int) -> Dict[str, dict]:
+    """Runs `slices` short runs per server, alternating servers (and which
+    goes first), and merges each server's runs into one result."""
+    runs: Dict[str, List[dict]] = {name: [] for name, _ in servers}
+    for i in range(slices):
+        for name, server in (servers if i % 2 == 0 else list(reversed(servers))):
+            settle([s for _n, s in servers])
+            runs[name].append(run_bench(bench, server, workload, flags + ["--histogram"]))
+    return {name: merge_runs(rs) for name, rs in runs.items()}
+
+
+def merge_runs(runs: List[dict]) -> dict:
+    """One result from several runs of the same workload: operations and
+    time added up, server CPU weighted by operations, latency percentiles
+    from the merged histograms."""
+    failed = next((r for r in runs if r.get("failure") or "latency_histogram_us" not in r), None)
+    if failed is not None:
+        return failed if failed.get("failure") else dict(failed, failure="no histogram")
+    ops = sum(r["ops"] for r in runs)
+    seconds = sum(r["duration_s"] for r in runs)
+    counts: Dict[int, int] = {}
+    for r in runs:
+        for micros, n in r["latency_histogram_us"]:
+            counts[micros] = counts.get(micros, 0) + n
+    cpu = [r.get("server_cpu_us_per_op") for r in runs]
+    return {
+        "ops": ops,
+        "duration_s": seconds,
+        "ops_per_s": ops / seconds if seconds else None,
+        "latency_ms": latency_from_histogram(counts),
+        "server_cpu_us_per_op": (sum(c * r["ops"] for c, r in zip(cpu, runs)) / ops
+                                 if ops and None not in cpu else None),
+        "extra": {"slices": len(runs)},
+        "failure": None,
+    }
+
+
+def latency_from_histogram(counts: Dict[int, int]) -> dict:
+    """Percentiles in ms from {microseconds: count}, as the bench computes
+    them: the lowest value with at least ceil(q x total) samples at or
+    below it."""
+    values = sorted(counts)
+    total = sum(counts.values())
+    if not total:
+        return {}
+
+    def at(q: float) -> float:
+        wanted = max(1, math.ceil(q * total))
+        seen = 0
+        for v in values:
+            seen += counts[v]
+            if seen >= wanted:
+                return v / 1000.0
+        return values[-1] / 1000.0
+
+    mean = sum(v * n for v, n in counts.items()) / total / 1000.0
+    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "p999": at(0.999),
+            "max": values[-1] / 1000.0, "mean": mean}
+
+
 def machine() -> str:
     mem_kb = 0
     with open("/proc/meminfo") as f:
@@ -457,6 +534,15 @@ def main() -> int:
             server.start()
         try:
             for case, workload, flags, _figures in plan + extra_plan:
+                if is_interleaved(case):
+                    log(f"== round {rnd + 1}/{args.rounds}: {case}, {SERIAL_SLICES} slices "
+                        "per server, interleaved")
+                    merged = run_interleaved(bench_bin, servers, workload, flags, SERIAL_SLICES)
+                    for name, r in merged.items():
+                        if r.get("failure"):
+                            log(f"   FAILED on {name}: {r['failure']}")
+                        results.setdefault((case, name), []).append(r)
+                    continue
                 for name, server in servers:
                     log(f"== round {rnd + 1}/{args.rounds}: {case} on {name}")
                     procs = 2 if case.endswith("2 bench processes") else 1

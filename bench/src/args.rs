@@ -175,6 +175,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Add the whole latency histogram to each JSON line
+    /// (`latency_histogram_us`: [microseconds, count] pairs), so that runs
+    /// can be merged exactly (`bench-compare.py` does for the serial cases).
+    #[arg(long)]
+    pub histogram: bool,
+
     /// Seconds any single network wait may take before the run fails.
     #[arg(long, default_value_t = 30.0)]
     pub io_timeout: f64,

@@ -65,7 +65,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let summaries = runtime.block_on(async {
         let mut summaries = Vec::new();
         for kind in &args.workloads {
-            let summary = workload::run(*kind, &args).await;
+            let mut summary = workload::run(*kind, &args).await;
+            if !args.histogram {
+                summary.latency_histogram_us = None;
+            }
             if !args.quiet {
                 eprint!("{}", summary.human());
             }

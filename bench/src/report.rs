@@ -27,6 +27,10 @@ pub struct Summary {
     /// Latency of the measured operations (for `register` and `churn`: the
     /// notification latency; for `expire`: time to vanish after the cut).
     pub latency_ms: Latency,
+    /// The latency histogram behind `latency_ms`, as [microseconds, count]
+    /// pairs; only with `--histogram`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_histogram_us: Option<Vec<[u64; 2]>>,
     /// Error replies by code name; any at all fails the workload.
     pub errors: BTreeMap<String, u64>,
     /// Server CPU time (all `--server-pid`s) per measured operation.
@@ -63,6 +67,7 @@ impl Summary {
             duration_s: load.elapsed.as_secs_f64(),
             ops_per_s: load.ops_per_s(),
             latency_ms: load.rec.latency(),
+            latency_histogram_us: Some(load.rec.histogram()),
             errors: load.rec.errors_by_name(),
             server_cpu_us_per_op: load
                 .server
@@ -83,6 +88,7 @@ impl Summary {
             sessions,
             outstanding: 1,
             latency_ms: rec.latency(),
+            latency_histogram_us: Some(rec.histogram()),
             errors: rec.errors_by_name(),
             ..Summary::default()
         }

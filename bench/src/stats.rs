@@ -76,6 +76,15 @@ impl Recorder {
         }
     }
 
+    /// Every recorded latency bucket as [microseconds, count], lowest first
+    /// (the bucket's highest equivalent value, as `latency` reports).
+    pub fn histogram(&self) -> Vec<[u64; 2]> {
+        self.hist
+            .iter_recorded()
+            .map(|v| [v.value_iterated_to(), v.count_at_value()])
+            .collect()
+    }
+
     /// Errors by ZooKeeper name, for the JSON line.
     pub fn errors_by_name(&self) -> BTreeMap<String, u64> {
         self.errors
@@ -130,6 +139,20 @@ mod tests {
         let names = a.errors_by_name();
         assert_eq!(names.get("NodeExists"), Some(&2), "{names:?}");
         assert!(a.latency().max >= 2.99);
+    }
+
+    #[test]
+    fn the_histogram_holds_every_sample() {
+        let mut r = Recorder::default();
+        for us in [100, 100, 250, 4000] {
+            r.record(Duration::from_micros(us));
+        }
+        let buckets = r.histogram();
+        assert_eq!(buckets.iter().map(|b| b[1]).sum::<u64>(), 4);
+        assert_eq!(buckets.len(), 3);
+        assert_eq!(buckets[0], [100, 2]);
+        // The last bucket's value is what `latency` calls the maximum.
+        assert_eq!(buckets[2][0] as f64 / 1000.0, r.latency().max);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! turns frames into requests, and the write loop that sends replies and
 //! notifications in the order the core queued them.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{Action, ConnId, Core, Handshake, Outbound};
 use crate::fourlw;
 use crate::metrics::Metrics;
-use crate::outbound::{self, OutboundReceiver, Taken};
+use crate::outbound::{self, OutboundReceiver, OutboundSender, Taken};
 use crate::storage::wal::LogFlusher;
 use crate::stream::{ConnReader, ConnWriter};
 
@@ -157,9 +158,9 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
         }
         (conn_id, core.durable_zxid())
     };
-    // Kept to tell a cut-off from other endings; dropped before waiting for
-    // the write loop.
-    let cut_off = tx;
+    // Kept to tell a cut-off from other endings and to hold requests back
+    // while replies pile up; dropped before waiting for the write loop.
+    let out = tx;
     let stop = CancellationToken::new();
     let writer_task = tokio::spawn(write_loop(writer, rx, durable, stop.clone()));
 
@@ -169,6 +170,7 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
         conn_id,
         &mut reader,
         &mut buf,
+        &out,
         max_frame,
         handshake_deadline,
         &stop,
@@ -178,7 +180,7 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
     match &ending {
         Ending::PeerClosed => tracing::debug!(%addr, "connection closed by client"),
         // Already logged, with its figures, when it was cut off.
-        Ending::Closed(_) if cut_off.is_cut_off() => {}
+        Ending::Closed(_) if out.is_cut_off() => {}
         Ending::Closed(reason) | Ending::Unimplemented(_, reason) => {
             tracing::info!(%addr, "closing connection: {reason}")
         }
@@ -190,7 +192,7 @@ pub async fn handle_connection<R: ConnReader, W: ConnWriter>(
     }
     core.lock().unregister_conn(conn_id);
     // The write loop ends once no sender is left.
-    drop(cut_off);
+    drop(out);
     let _ = writer_task.await;
 }
 
@@ -201,6 +203,7 @@ async fn read_loop(
     conn_id: ConnId,
     reader: &mut impl ConnReader,
     buf: &mut BytesMut,
+    out: &OutboundSender,
     max_frame: usize,
     handshake_deadline: tokio::time::Instant,
     stop: &CancellationToken,
@@ -208,8 +211,9 @@ async fn read_loop(
 ) -> Ending {
     let mut codec = FrameCodec::new(max_frame);
     let mut attached = false;
-    // The requests of one read, run under one hold of the lock.
-    let mut batch: Vec<(RequestHeader, Request)> = Vec::new();
+    // The requests of one read, run under one hold of the lock unless the
+    // replies back up.
+    let mut batch: VecDeque<(RequestHeader, Request)> = VecDeque::new();
     loop {
         // A connection cut off (or closed) by the server runs none of the
         // requests it still has buffered.
@@ -261,24 +265,45 @@ async fn read_loop(
             };
             buf.advance(4 + len);
             match decoded {
-                Ok(decoded) => batch.push(decoded),
+                Ok(decoded) => batch.push_back(decoded),
                 Err(end) => {
                     ending = Some(end);
                     break;
                 }
             }
         }
-        if !batch.is_empty() || ending.is_some() {
+        while !batch.is_empty() {
+            if out.is_backed_up() {
+                // Replies go out slower than this client asks for them (or
+                // wait for the log): hold its requests, as ZooKeeper stops
+                // reading from a connection with too much outstanding.
+                tokio::select! {
+                    _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),
+                    _ = out.drained() => {}
+                }
+                continue;
+            }
             // Dropped after the lock (declared before it): the changes the
             // batch logged are flushed, or handed to the log writer, once
             // the core is free for other connections.
             let _flush = flusher.defer();
             let mut core = core.lock();
-            if !batch.is_empty() {
-                if let Action::Close(reason) = core.process_batch(conn_id, batch.drain(..)) {
-                    return Ending::Closed(reason);
+            // Checked before each request: the one that backs the queue up
+            // is the last to run under this hold.
+            let until_backed_up = std::iter::from_fn(|| {
+                if out.is_backed_up() {
+                    None
+                } else {
+                    batch.pop_front()
                 }
+            });
+            if let Action::Close(reason) = core.process_batch(conn_id, until_backed_up) {
+                return Ending::Closed(reason);
             }
+        }
+        if ending.is_some() {
+            let _flush = flusher.defer();
+            let mut core = core.lock();
             match ending {
                 None => {}
                 Some(Ending::Unimplemented(xid, reason)) => {

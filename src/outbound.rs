@@ -9,6 +9,14 @@
 //! on as after any lost connection: the client may re-attach within its
 //! timeout and re-arm its watches with setWatches.
 //!
+//! Replies to the connection's own requests never take it there: the read
+//! loop runs a connection's requests only while its queue is below half the
+//! bound ([`OutboundSender::is_backed_up`]) and waits for the writer to
+//! drain it otherwise, as ZooKeeper stops reading from a connection with too
+//! much outstanding. So a client that pipelines reads of wide folders faster
+//! than it takes the replies is slowed down, not cut off; what can still pass
+//! the bound is watch notifications for a client that does not read.
+//!
 //! Frames are encoded straight into one byte buffer, back to back, and the
 //! write loop takes the whole buffer at once: no allocation and no channel
 //! message per reply, and one wake-up of the writer per burst of replies.
@@ -52,6 +60,9 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Wakes the write loop when the queue stops being empty.
     wake: Notify,
+    /// Wakes the read loop when the queue falls back below half the bound
+    /// (or the connection is cut off).
+    drained: Notify,
     /// Live senders (the core's and the connection handler's).
     senders: AtomicUsize,
     /// Bytes of frames queued and not yet handed to the socket.
@@ -69,6 +80,12 @@ impl Shared {
     fn cut_off(&self) {
         self.is_cut.store(true, Ordering::Release);
         self.cut.cancel();
+        self.drained.notify_one();
+    }
+
+    /// Half the bound: requests wait while the queue holds more.
+    fn high_water(&self) -> usize {
+        self.limit / 2
     }
 }
 
@@ -113,6 +130,7 @@ pub fn channel(addr: SocketAddr, limit: usize) -> (OutboundSender, OutboundRecei
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         wake: Notify::new(),
+        drained: Notify::new(),
         senders: AtomicUsize::new(1),
         queued: AtomicUsize::new(0),
         limit,
@@ -147,9 +165,10 @@ impl Drop for OutboundSender {
 }
 
 impl OutboundSender {
-    /// Queues a message. A frame that takes the queue past its bound cuts
-    /// the connection off instead of being queued; after that, frames are
-    /// dropped. Returns false if the message was not queued.
+    /// Queues a message. A frame that takes the queue past its bound, when
+    /// the queue was already over half of it, cuts the connection off
+    /// instead of being queued; after that, frames are dropped. Returns
+    /// false if the message was not queued.
     pub fn send(&self, message: Outbound) -> bool {
         match message {
             Outbound::Frame { frame, after } => self.send_frame(frame, after),
@@ -182,10 +201,10 @@ impl OutboundSender {
         let size = end - start;
         let before = shared.queued.fetch_add(size, Ordering::AcqRel);
         let queued = before + size;
-        // A reply larger than the bound on its own (getChildren of a huge
-        // folder) still goes to a client that has read everything before it:
-        // the bound is for clients that stop reading.
-        if before > 0 && queued > shared.limit {
+        // Requests run only below the high-water mark, so a reply, however
+        // large (getChildren of a huge folder), is always queued: the bound
+        // is for clients that stop reading while notifications pile up.
+        if before > shared.high_water() && queued > shared.limit {
             queue.bytes.truncate(start);
             drop(queue);
             shared.queued.fetch_sub(size, Ordering::AcqRel);
@@ -235,6 +254,21 @@ impl OutboundSender {
     /// Whether the connection was cut off for passing the bound.
     pub fn is_cut_off(&self) -> bool {
         self.shared.is_cut.load(Ordering::Acquire)
+    }
+
+    /// Whether the queue holds more than half the bound: the connection's
+    /// next request waits until [`OutboundSender::drained`].
+    pub fn is_backed_up(&self) -> bool {
+        self.queued_bytes() > self.shared.high_water()
+    }
+
+    /// Returns once the queue is back below half the bound, or the
+    /// connection has been cut off. Only the connection's read loop waits
+    /// here (a wake-up sent before it waits is kept by the Notify).
+    pub async fn drained(&self) {
+        while self.is_backed_up() && !self.is_cut_off() {
+            self.shared.drained.notified().await;
+        }
     }
 }
 
@@ -286,7 +320,12 @@ impl OutboundReceiver {
 
     /// Records that `size` bytes left the queue for the socket.
     pub fn written(&self, size: usize) {
-        self.shared.queued.fetch_sub(size, Ordering::AcqRel);
+        let shared = &*self.shared;
+        let before = shared.queued.fetch_sub(size, Ordering::AcqRel);
+        let high_water = shared.high_water();
+        if before > high_water && before - size <= high_water {
+            shared.drained.notify_one();
+        }
     }
 
     /// Cancelled when the connection is cut off: the write loop stops
@@ -308,6 +347,7 @@ mod tests {
     async fn passing_the_bound_cuts_off_and_drops_what_follows() {
         let (tx, mut rx) = channel(([127, 0, 0, 1], 1).into(), 100);
         assert!(tx.send_frame(frame(60), 0));
+        assert!(tx.is_backed_up());
         assert!(tx.send_frame(frame(40), 0));
         assert_eq!(tx.queued_bytes(), 100);
         assert!(!tx.is_cut_off());
@@ -332,6 +372,37 @@ mod tests {
         assert!(tx.is_cut_off());
         let mut taken = Taken::default();
         assert!(!rx.recv(&mut taken).await);
+    }
+
+    #[tokio::test]
+    async fn a_frame_queued_below_half_the_bound_never_cuts_off() {
+        let (tx, _rx) = channel(([127, 0, 0, 1], 1).into(), 100);
+        assert!(tx.send_frame(frame(50), 0));
+        assert!(!tx.is_backed_up(), "exactly half is not backed up");
+        // The last reply a request may add, however large.
+        assert!(tx.send_frame(frame(300), 0));
+        assert!(!tx.is_cut_off());
+        assert!(tx.is_backed_up());
+    }
+
+    #[tokio::test]
+    async fn drained_waits_until_the_writer_takes_the_queue_below_half() {
+        let (tx, mut rx) = channel(([127, 0, 0, 1], 1).into(), 100);
+        assert!(tx.send_frame(frame(80), 0));
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.drained().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "80 of 100 bytes is backed up");
+        let mut taken = Taken::default();
+        assert!(rx.recv(&mut taken).await);
+        rx.written(taken.bytes.len());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("drained after the write")
+            .unwrap();
+        assert!(!tx.is_backed_up());
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Hardening, scaled down to run in the normal test suite (the full-size
-//! runs are `scripts/load-harden.sh`): a client that stops reading is cut off
-//! while everyone else gets every event; idle connections cost no threads;
+//! runs are `scripts/load-harden.sh`): a client that stops reading is held
+//! back, then cut off once events pile up, while everyone else gets every
+//! event; idle connections cost no threads;
 //! a flood of malformed frames closes each bad connection and nothing else;
 //! the children cap and enforced quotas refuse writes, also after a restart.
 
@@ -52,30 +53,47 @@ fn connected(server: &TestServer, session_id: i64) -> bool {
         .any(|conn| conn.session_id == session_id)
 }
 
-// A client that stops reading while replies and events pile up for it is cut
-// off once its outbound buffer passes the bound; the writer and 200 other
-// watchers never wait on it and see every one of the events; its session
-// lives on, and re-attaching with setWatches brings its watch back.
+fn queued_to(server: &TestServer, session_id: i64) -> Option<usize> {
+    server
+        .server
+        .core
+        .lock()
+        .conns
+        .values()
+        .find(|conn| conn.session_id == session_id)
+        .map(|conn| conn.out.queued_bytes())
+}
+
+// A client that pipelines reads and stops taking the replies is throttled,
+// not cut off: the server holds its requests while half the outbound bound
+// is queued. Once watch events pile up past the bound it is cut off; the
+// writer and 200 other watchers never wait on it and see every one of the
+// events; its session lives on, and re-attaching with setWatches brings its
+// watch back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
+    const LIMIT: usize = 256 * 1024;
     const WATCHERS: usize = 200;
-    const SETS: usize = 100;
+    // Each event names the 1000-byte path: 250 of them are more than the
+    // bound on their own.
+    const SETS: usize = 250;
     const BIG_READS: usize = 400;
+    let hot = format!("/{}", "h".repeat(999));
     let server = start_server_with(|config| {
-        config.max_outbound_bytes = 256 * 1024;
+        config.max_outbound_bytes = LIMIT;
         config.max_session_timeout_ms = 60_000;
         // Every client comes from 127.0.0.1.
         config.max_client_cnxns = 0;
     })
     .await;
     let mut writer = RawClient::connect_with_timeout(server.addr, 60_000).await;
-    assert_eq!(writer.create("/hot", b"0", 0).await.err(), 0);
+    assert_eq!(writer.create(&hot, b"0", 0).await.err(), 0);
     assert_eq!(writer.create("/big", &[7u8; 64 * 1024], 0).await.err(), 0);
 
     let mut watchers = Vec::new();
     for _ in 0..WATCHERS {
         let mut watcher = RawClient::connect_with_timeout(server.addr, 60_000).await;
-        add_persistent_watch(&mut watcher, "/hot").await;
+        add_persistent_watch(&mut watcher, &hot).await;
         watchers.push(watcher);
     }
 
@@ -91,7 +109,7 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
         .handshake(&new_session_request(60_000))
         .await
         .expect("handshake");
-    add_persistent_watch(&mut silent, "/hot").await;
+    add_persistent_watch(&mut silent, &hot).await;
     let mut pipelined = Vec::new();
     for xid in 0..BIG_READS as i32 {
         pipelined.extend(request_frame(
@@ -102,9 +120,23 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
             }),
         ));
     }
-    // The server may cut the connection while this is still being written.
-    let _ = tokio::time::timeout(WAIT, silent.stream.write_all(&pipelined)).await;
+    // Not all of it may be taken: the server stops reading once it holds
+    // the client's requests.
+    let _ = tokio::time::timeout(Duration::from_secs(2), silent.stream.write_all(&pipelined)).await;
     let silent_id = silent.session_id;
+    eventually("the silent client's replies back up", || {
+        queued_to(&server, silent_id).is_some_and(|queued| queued > LIMIT / 2)
+    })
+    .await;
+    // Its own replies stop at about half the bound plus one reply.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = queued_to(&server, silent_id).expect("still connected");
+    assert!(queued <= LIMIT, "{queued} bytes queued, over the bound");
+
+    for i in 1..=SETS {
+        let reply = writer.set_data(&hot, i.to_string().as_bytes()).await;
+        assert_eq!(reply.err(), 0);
+    }
     eventually("the silent client is cut off", || {
         !connected(&server, silent_id)
     })
@@ -113,16 +145,11 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
         server.server.core.lock().sessions.get(silent_id).is_some(),
         "a cut-off connection leaves its session alive"
     );
-
-    for i in 1..=SETS {
-        let reply = writer.set_data("/hot", i.to_string().as_bytes()).await;
-        assert_eq!(reply.err(), 0);
-    }
     for watcher in &mut watchers {
         for _ in 0..SETS {
             let (_, event) = watcher.next_notification().await;
             assert_eq!(event.event_type, EventType::NodeDataChanged as i32);
-            assert_eq!(event.path, "/hot");
+            assert_eq!(event.path, hot);
         }
     }
 
@@ -146,27 +173,27 @@ async fn client_that_stops_reading_is_cut_off_and_others_see_every_event() {
         .await
         .expect("re-attach answered");
     assert_eq!(response.session_id, silent_id);
-    let last_zxid = writer.exists("/hot").await.zxid();
+    let last_zxid = writer.exists(&hot).await.zxid();
     let reply = back
         .call(Request::SetWatches2(SetWatches2 {
             relative_zxid: last_zxid,
             data_watches: vec![],
             exist_watches: vec![],
             child_watches: vec![],
-            persistent_watches: vec!["/hot".into()],
+            persistent_watches: vec![hot.clone()],
             persistent_recursive_watches: vec![],
         }))
         .await;
     assert_eq!(reply.err(), 0);
-    assert_eq!(writer.set_data("/hot", b"again").await.err(), 0);
+    assert_eq!(writer.set_data(&hot, b"again").await.err(), 0);
     let (_, event) = back.next_notification().await;
     assert_eq!(
         (event.event_type, event.path.as_str()),
-        (EventType::NodeDataChanged as i32, "/hot")
+        (EventType::NodeDataChanged as i32, hot.as_str())
     );
     for watcher in &mut watchers {
         let (_, event) = watcher.next_notification().await;
-        assert_eq!(event.path, "/hot");
+        assert_eq!(event.path, hot);
         assert_eq!(watcher.ping().await.err(), 0);
     }
 }

@@ -44,15 +44,10 @@ async fn add_persistent_watch(client: &mut RawClient, path: &str) {
 }
 
 fn connected(server: &TestServer, session_id: i64) -> bool {
-    server
-        .server
-        .core
-        .lock()
-        .conns
-        .values()
-        .any(|conn| conn.session_id == session_id)
+    queued_to(server, session_id).is_some()
 }
 
+/// Bytes queued unwritten to the session's connection, if it has one.
 fn queued_to(server: &TestServer, session_id: i64) -> Option<usize> {
     server
         .server

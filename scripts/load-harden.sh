@@ -7,7 +7,7 @@
 #               on open files here is 20000 per process, see `ulimit -Hn`)
 #   hot-watch   10000 sessions x 10 watches, the hot node set 1000 times,
 #               one client that reads nothing (held back at half the 8 MiB
-#               bound, then served once it reads)
+#               bound; it never pings, so its session expires during the sets)
 #   malformed   100000 connections, each sending one malformed frame
 #
 # Prints the probe's latency, the server's RSS and peak RSS for each, and

@@ -281,6 +281,11 @@ async fn read_loop(
                     _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),
                     _ = out.drained() => {}
                 }
+                // A cut-off queue stays over the mark: without this the loop
+                // would spin until the write loop cancels `stop`.
+                if out.is_cut_off() {
+                    return Ending::Closed("cut off for not reading".into());
+                }
                 continue;
             }
             // Dropped after the lock (declared before it): the changes the
@@ -301,19 +306,17 @@ async fn read_loop(
                 return Ending::Closed(reason);
             }
         }
-        if ending.is_some() {
-            let _flush = flusher.defer();
-            let mut core = core.lock();
-            match ending {
-                None => {}
-                Some(Ending::Unimplemented(xid, reason)) => {
-                    if let Some(xid) = xid {
-                        core.reply_error(conn_id, xid, ErrorCode::Unimplemented);
-                    }
-                    return Ending::Closed(reason);
+        match ending {
+            None => {}
+            Some(Ending::Unimplemented(xid, reason)) => {
+                if let Some(xid) = xid {
+                    let _flush = flusher.defer();
+                    core.lock()
+                        .reply_error(conn_id, xid, ErrorCode::Unimplemented);
                 }
-                Some(ending) => return ending,
+                return Ending::Closed(reason);
             }
+            Some(ending) => return ending,
         }
         let read = tokio::select! {
             _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),

@@ -14,7 +14,6 @@ use canopy_protocol::{Acl, CreateRequest, MultiOp, MultiRequest, Request};
 use rand::rngs::SmallRng;
 
 use super::Ctx;
-use crate::conn::error_name;
 use crate::driver::{self, Expect, Op, OpSource};
 use crate::payload::payload;
 use crate::report::Summary;
@@ -56,19 +55,9 @@ impl OpSource for Multis {
 
 pub async fn run(ctx: &Ctx<'_>) -> Result<Summary> {
     let args = ctx.args;
-    let mut conn = ctx.conn().await?;
     let folders: Vec<String> = (0..FOLDERS).map(|i| folder(&ctx.dir, i)).collect();
-    tree::pipeline(
-        &mut conn,
-        folders.iter().map(|f| tree::create(f.clone(), None, 0)),
-        |_request, reply| match reply.header.err {
-            0 => Ok(()),
-            err => bail!("creating a multi folder failed: {}", error_name(err)),
-        },
-    )
-    .await?;
-    // A new session verifies: this one would sit idle through the run.
-    let _ = conn.close().await;
+    let creates = folders.iter().map(|f| tree::create(f.clone(), None, 0));
+    tree::pipeline_ok(ctx.servers(), 1, args.io_timeout(), creates.collect(), &[]).await?;
 
     let source = Arc::new(Multis {
         dir: ctx.dir.clone(),

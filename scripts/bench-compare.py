@@ -50,6 +50,8 @@ TICK_MS = 2000
 # artefact of the open-file limit, not part of a registry's load. Sessions
 # that ask for less (every other case) get what they ask for.
 MAX_SESSION_TIMEOUT_MS = 600_000
+# Where the server log of a failed Canopy run is copied.
+FAILURE_LOGS = os.path.join(tempfile.gettempdir(), "canopy-bench-failures")
 
 # The serial cases (one request in flight) run as this many short slices per
 # round, alternating between the servers, and each server's slices are
@@ -234,6 +236,18 @@ class Canopy:
                 self.proc.wait(10)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def keep_server_log(server, label: str) -> None:
+    """Copies a Canopy server's log out of its folder (deleted at the end of the round) after
+    a failed run, so that the failure can be looked into."""
+    path = getattr(server, "log_path", "")
+    if not path or not os.path.exists(path):
+        return
+    os.makedirs(FAILURE_LOGS, exist_ok=True)
+    kept = os.path.join(FAILURE_LOGS, re.sub(r"[^A-Za-z0-9.-]+", "_", label) + ".log")
+    shutil.copyfile(path, kept)
+    log(f"   server log kept: {kept}")
 
 
 class ZooKeeper:
@@ -541,6 +555,7 @@ def main() -> int:
                     for name, r in merged.items():
                         if r.get("failure"):
                             log(f"   FAILED on {name}: {r['failure']}")
+                            keep_server_log(dict(servers)[name], f"{rnd + 1}-{case}-{name}")
                         results.setdefault((case, name), []).append(r)
                     continue
                 for name, server in servers:
@@ -550,6 +565,7 @@ def main() -> int:
                     r = run_bench(bench_bin, server, workload, flags, procs)
                     if r.get("failure"):
                         log(f"   FAILED: {r['failure']}")
+                        keep_server_log(server, f"{rnd + 1}-{case}-{name}")
                     results.setdefault((case, name), []).append(r)
         finally:
             for _name, server in servers:

@@ -218,7 +218,7 @@ async fn read_loop(
         // A connection cut off (or closed) by the server runs none of the
         // requests it still has buffered.
         if stop.is_cancelled() {
-            return Ending::Closed("closed by the server".into());
+            return closed_by_server(out);
         }
         // Set when a frame ends the connection: the requests before it still run.
         let mut ending = None;
@@ -278,7 +278,7 @@ async fn read_loop(
                 // wait for the log): hold its requests, as ZooKeeper stops
                 // reading from a connection with too much outstanding.
                 tokio::select! {
-                    _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),
+                    _ = stop.cancelled() => return closed_by_server(out),
                     _ = out.drained() => {}
                 }
                 // A cut-off queue stays over the mark: without this the loop
@@ -319,7 +319,7 @@ async fn read_loop(
             Some(ending) => return ending,
         }
         let read = tokio::select! {
-            _ = stop.cancelled() => return Ending::Closed("closed by the server".into()),
+            _ = stop.cancelled() => return closed_by_server(out),
             _ = tokio::time::sleep_until(handshake_deadline), if !attached => {
                 return Ending::Closed("no handshake before the timeout".into())
             }
@@ -331,6 +331,13 @@ async fn read_loop(
             Err(err) => return Ending::Closed(format!("read failed: {err}")),
         }
     }
+}
+
+/// The ending of a connection the server closed (a session re-attached
+/// elsewhere or expired, a shutdown), with the reason given for it.
+fn closed_by_server(out: &OutboundSender) -> Ending {
+    let reason = out.close_reason();
+    Ending::Closed(reason.unwrap_or_else(|| "closed by the server".into()))
 }
 
 /// The length of the complete frame at the start of `buf`, if there is one

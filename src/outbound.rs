@@ -50,6 +50,9 @@ struct Queue {
     close: Option<String>,
     /// The close has been taken: nothing more is queued.
     closed: bool,
+    /// Why the connection is being closed, kept after the close is taken
+    /// so that the connection's ending can say it.
+    close_reason: Option<String>,
     /// Every sender is gone: end once the queue is empty.
     senders_gone: bool,
 }
@@ -239,11 +242,17 @@ impl OutboundSender {
         }
         let mut queue = self.shared.queue.lock();
         if !queue.closed && queue.close.is_none() {
+            queue.close_reason = Some(reason.clone());
             queue.close = Some(reason);
         }
         drop(queue);
         self.shared.wake.notify_one();
         true
+    }
+
+    /// Why the server asked for the connection to be closed, if it did.
+    pub fn close_reason(&self) -> Option<String> {
+        self.shared.queue.lock().close_reason.clone()
     }
 
     /// Bytes queued and not yet written.
@@ -341,6 +350,26 @@ mod tests {
 
     fn frame(size: usize) -> Bytes {
         Bytes::from(vec![0u8; size])
+    }
+
+    #[tokio::test]
+    async fn the_close_reason_outlives_the_close() {
+        let (tx, mut rx) = channel(([127, 0, 0, 1], 1).into(), 100);
+        assert_eq!(tx.close_reason(), None);
+        assert!(tx.close("session re-attached elsewhere".into()));
+        // A second close does not replace the first reason.
+        assert!(tx.close("server shutting down".into()));
+        let mut taken = Taken::default();
+        assert!(rx.recv(&mut taken).await);
+        assert_eq!(
+            taken.close.as_deref(),
+            Some("session re-attached elsewhere")
+        );
+        // Still there for the connection's ending once the write loop took it.
+        assert_eq!(
+            tx.close_reason().as_deref(),
+            Some("session re-attached elsewhere")
+        );
     }
 
     #[tokio::test]

@@ -746,7 +746,11 @@ impl Core {
         let tree = &self.tree;
         conn.send_with(zxid, |out| {
             ReplyHeader { xid, zxid, err: 0 }.encode(out);
-            canopy_protocol::jute::encode_strings(out, node.num_children(), tree.child_names(node));
+            canopy_protocol::jute::encode_strings(
+                out,
+                node.num_children(),
+                tree.child_name_bytes(node),
+            );
             if with_stat {
                 node.stat().encode(out);
             }

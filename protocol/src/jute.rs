@@ -108,17 +108,19 @@ pub fn encode_buffer<B: BufMut>(out: &mut B, data: Option<&[u8]>) {
     }
 }
 
-/// Writes a jute `vector<ustring>` from borrowed strings whose count is
-/// known (a server encodes child names this way without collecting them).
-pub fn encode_strings<'a, B: BufMut>(
+/// Writes a jute `vector<ustring>` from borrowed strings (as `&str` or as
+/// the bytes of UTF-8 text) whose count is known (a server encodes child
+/// names this way without collecting them).
+pub fn encode_strings<B: BufMut, S: AsRef<[u8]>>(
     out: &mut B,
     count: usize,
-    strings: impl IntoIterator<Item = &'a str>,
+    strings: impl IntoIterator<Item = S>,
 ) {
     put_length(out, count);
     for text in strings {
+        let text = text.as_ref();
         put_length(out, text.len());
-        out.put_slice(text.as_bytes());
+        out.put_slice(text);
     }
 }
 

@@ -215,6 +215,14 @@ impl Tree {
         self.children(node).map(Node::name)
     }
 
+    /// The same names as raw bytes, for replies: a re-listing consumer of a
+    /// wide folder asks for all of them after every change, and the UTF-8
+    /// check `&str` needs (names were `&str` when stored) cost a sixth of the
+    /// server's time in the register benchmark.
+    pub fn child_name_bytes<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.children(node).map(Node::name_bytes)
+    }
+
     /// The path of a stored node, rebuilt from its ancestors' names.
     fn path_of(&self, id: NodeId) -> String {
         let mut names = Vec::new();

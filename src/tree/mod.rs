@@ -217,8 +217,8 @@ impl Tree {
 
     /// The same names as raw bytes, for replies: a re-listing consumer of a
     /// wide folder asks for all of them after every change, and the UTF-8
-    /// check `&str` needs (names were `&str` when stored) cost a sixth of the
-    /// server's time in the register benchmark.
+    /// check that `&str` needs (names were `&str` when stored) took 13% of
+    /// the server's time in the 20,000-provider register benchmark.
     pub fn child_name_bytes<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.children(node).map(Node::name_bytes)
     }

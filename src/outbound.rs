@@ -46,13 +46,12 @@ struct Queue {
     bytes: Vec<u8>,
     /// (end offset in `bytes`, zxid that must be durable first), by offset.
     runs: Vec<(usize, i64)>,
-    /// Close after the queued frames, for this reason.
+    /// Close after the queued frames, for this reason; nothing more is
+    /// queued once it is set. Kept after the write loop takes it, so that
+    /// the connection's ending can say why.
     close: Option<String>,
-    /// The close has been taken: nothing more is queued.
+    /// The write loop has taken the close.
     closed: bool,
-    /// Why the connection is being closed, kept after the close is taken
-    /// so that the connection's ending can say it.
-    close_reason: Option<String>,
     /// Every sender is gone: end once the queue is empty.
     senders_gone: bool,
 }
@@ -194,7 +193,7 @@ impl OutboundSender {
             return None;
         }
         let mut queue = shared.queue.lock();
-        if queue.closed || queue.close.is_some() {
+        if queue.close.is_some() {
             // Nothing goes out after a close.
             return None;
         }
@@ -241,8 +240,7 @@ impl OutboundSender {
             return false;
         }
         let mut queue = self.shared.queue.lock();
-        if !queue.closed && queue.close.is_none() {
-            queue.close_reason = Some(reason.clone());
+        if queue.close.is_none() {
             queue.close = Some(reason);
         }
         drop(queue);
@@ -252,7 +250,7 @@ impl OutboundSender {
 
     /// Why the server asked for the connection to be closed, if it did.
     pub fn close_reason(&self) -> Option<String> {
-        self.shared.queue.lock().close_reason.clone()
+        self.shared.queue.lock().close.clone()
     }
 
     /// Bytes queued and not yet written.
@@ -317,13 +315,16 @@ impl OutboundReceiver {
             return false;
         }
         let mut queue = self.shared.queue.lock();
-        if queue.bytes.is_empty() && queue.close.is_none() {
+        let close_due = queue.close.is_some() && !queue.closed;
+        if queue.bytes.is_empty() && !close_due {
             return false;
         }
         std::mem::swap(&mut queue.bytes, &mut taken.bytes);
         std::mem::swap(&mut queue.runs, &mut taken.runs);
-        taken.close = queue.close.take();
-        queue.closed |= taken.close.is_some();
+        if close_due {
+            taken.close = queue.close.clone();
+            queue.closed = true;
+        }
         true
     }
 

@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import math
+import mmap
 import os
 import platform
 import re
@@ -387,13 +388,70 @@ def is_interleaved(case: str) -> bool:
 def run_interleaved(bench: str, servers: list, workload: str, flags: List[str],
                     slices: int) -> Dict[str, dict]:
     """Runs `slices` short runs per server, alternating servers (and which
-    goes first), and merges each server's runs into one result."""
+    goes first), and merges each server's runs into one result. Writing
+    workloads also get a slice of the disk alone after each pair (under the
+    name "disk"; see `disk_floor`)."""
     runs: Dict[str, List[dict]] = {name: [] for name, _ in servers}
+    seconds = float(flags[flags.index("--duration") + 1])
     for i in range(slices):
         for name, server in (servers if i % 2 == 0 else list(reversed(servers))):
             settle([s for _n, s in servers])
             runs[name].append(run_bench(bench, server, workload, flags + ["--histogram"]))
+        if workload in WRITING_WORKLOADS:
+            settle([s for _n, s in servers])
+            runs.setdefault("disk", []).append(disk_floor(seconds))
     return {name: merge_runs(rs) for name, rs in runs.items()}
+
+
+# The serial workloads whose every request waits for the log on disk.
+WRITING_WORKLOADS = ("create", "set")
+# About the size of one create record in Canopy's log for the bench's paths.
+FLOOR_RECORD_BYTES = 150
+
+
+def disk_floor(seconds: float) -> dict:
+    """What one durable append costs the disk alone, with no server: a
+    FLOOR_RECORD_BYTES record appended to a zeroed file with a direct write
+    of the 4 KiB block it ends in, then fdatasync, in a loop for `seconds`
+    (Canopy's log does the same per serial write; see src/storage/direct.rs).
+    Run between the servers' serial slices, it shows how much of their
+    latency is the disk's, in the same minutes. In the shape of a bench
+    result with a histogram, for `merge_runs`."""
+    block = 4096
+    size = 16 << 20
+    folder = tempfile.mkdtemp(prefix="canopy-bench-disk-")
+    path = os.path.join(folder, "floor")
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(size))
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        except OSError:
+            # No direct I/O here (tmpfs): through the page cache.
+            fd = os.open(path, os.O_WRONLY)
+        # Direct I/O wants block-aligned memory: an anonymous map is.
+        buf = mmap.mmap(-1, block)
+        buf.write(b"r" * block)
+        counts: Dict[int, int] = {}
+        appended = 0
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            offset = (appended % size) // block * block
+            t = time.perf_counter_ns()
+            os.pwrite(fd, buf, offset)
+            os.fdatasync(fd)
+            micros = (time.perf_counter_ns() - t) // 1000
+            counts[micros] = counts.get(micros, 0) + 1
+            appended += FLOOR_RECORD_BYTES
+        duration = time.monotonic() - started
+        os.close(fd)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    ops = sum(counts.values())
+    return {"ops": ops, "duration_s": duration, "ops_per_s": ops / duration,
+            "latency_histogram_us": sorted(counts.items()), "server_cpu_us_per_op": None}
 
 
 def merge_runs(runs: List[dict]) -> dict:
@@ -489,6 +547,16 @@ def table(results: Dict[Tuple[str, str], List[dict]], plan: List[tuple], rounds:
     failures = [f"- {case} on {name}: {r['failure']}"
                 for (case, name), rs in results.items() for r in rs if r.get("failure")]
     text = "\n".join(rows)
+    floors = []
+    for case, _workload, _flags, _figures in plan:
+        disk = [r["latency_ms"] for r in results.get((case, "disk"), []) if not r.get("failure")]
+        if disk:
+            p50 = statistics.median(d["p50"] for d in disk)
+            p99 = statistics.median(d["p99"] for d in disk)
+            floors.append(f"- {case}: p50 {fmt(p50)} ms, p99 {fmt(p99)} ms")
+    if floors:
+        text += ("\n\nThe disk alone, between the serial slices of the same minutes (one direct "
+                 "4 KiB write + fdatasync per append, no server; medians):\n" + "\n".join(floors))
     if failures:
         text += "\n\nFailed runs (left out of the medians):\n" + "\n".join(failures)
     return text
